@@ -1,0 +1,59 @@
+# Statelock. `make run` starts the sidecar on its embedded defaults; `make test`
+# installs everything the tests need and runs lint, type checks and the suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+TOOLS  := $(CURDIR)/.tools/bin
+OPA_VERSION := v1.22.2
+OPA    := $(TOOLS)/opa
+CONFIG ?= config/dev.yaml
+
+.PHONY: install install-test run test lint unit opa clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	./scripts/system-deps.sh
+	$(BIN)/pip install -q -e '.[libvirt,xenapi]'
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install -q -e '.[libvirt,xenapi,test]'
+	touch $@
+
+## install: create .venv with Statelock and its runtime dependencies (idempotent)
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test opa
+
+## opa: build OPA $(OPA_VERSION) into .tools/bin once (cached between runs)
+opa: $(OPA)
+$(OPA):
+	@mkdir -p $(TOOLS)
+	@if command -v opa >/dev/null 2>&1 && opa version | grep -q "^Version: $(OPA_VERSION:v%=%)$$"; then \
+	  ln -sf "$$(command -v opa)" $(OPA); \
+	else \
+	  echo "building OPA $(OPA_VERSION) with go install (first run only)"; \
+	  GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install github.com/open-policy-agent/opa@$(OPA_VERSION); \
+	fi
+
+## run: start Statelock on $(CONFIG) (STATELOCK_LISTEN overrides the address)
+run: install
+	$(BIN)/statelock serve --config $(CONFIG)
+
+## lint: ruff and mypy --strict over sidecar/, drivers/, tests/
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check sidecar drivers tests
+	$(BIN)/mypy
+
+## test: lint, policy checks, and the whole test suite
+test: install-test lint
+	PATH="$(TOOLS):$$PATH" $(BIN)/python -m pytest -q -p no:cacheprovider
+
+unit: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q tests/unit
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache

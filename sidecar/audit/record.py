@@ -1,0 +1,88 @@
+"""Decision records: their shape and their hashing.
+
+A record follows OPA's decision-log event (``decision_id``, ``path``, ``input``,
+``result``, ``bundles``, ``timestamp``, ``metrics``, ``labels``, ``requested_by``,
+``req_id``) and adds Statelock's own fields under ``statelock``. Each record also
+carries ``prev_hash`` and ``hash`` so that edits, deletions and reorderings can be
+detected (see ``sidecar.audit.verify``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS = "0" * 64
+
+
+def new_decision_id() -> str:
+    """A fresh decision id (a UUID, as OPA uses)."""
+    return str(uuid.uuid4())
+
+
+def now_rfc3339_ns() -> str:
+    """The current time in RFC 3339 with microseconds and a Z."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def canonical(record: Mapping[str, Any]) -> bytes:
+    """The bytes a record's hash covers: sorted keys, no spaces, without ``hash``."""
+    body = {k: v for k, v in record.items() if k != "hash"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def chain_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
+    """The hash of a record given the previous one's."""
+    return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(record)).hexdigest()
+
+
+def make_record(
+    *,
+    decision_id: str,
+    req_id: int,
+    input_doc: Mapping[str, Any],
+    result: Mapping[str, Any] | None,
+    revision: str,
+    outcome: str,
+    enforced: bool,
+    method: str,
+    path: str,
+    status: int,
+    requested_by: str,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    metrics: Mapping[str, int] | None = None,
+    labels: Mapping[str, str] | None = None,
+    decision_path: str = "statelock/authz/decision",
+) -> dict[str, Any]:
+    """One decision record (OPA decision-log event fields plus ``statelock``).
+
+    ``outcome`` is ``allow``, ``deny`` or ``error``; ``enforced`` is False in dry-run,
+    where ``status`` is what would have been answered.
+    """
+    record: dict[str, Any] = {
+        "decision_id": decision_id,
+        "timestamp": now_rfc3339_ns(),
+        "path": decision_path,
+        "input": input_doc,
+        "bundles": {"statelock": {"revision": revision}},
+        "labels": dict(labels or {}),
+        "requested_by": requested_by,
+        "req_id": req_id,
+        "metrics": dict(metrics or {}),
+        "statelock": {
+            "outcome": outcome,
+            "enforced": enforced,
+            "http": {"method": method, "path": path, "status": status},
+        },
+    }
+    if result is not None:
+        record["result"] = result
+    if error_code is not None:
+        record["error"] = {"code": error_code, "message": error_message or ""}
+        record["statelock"]["error_code"] = error_code
+    return record

@@ -1,0 +1,157 @@
+"""The upstream backend: a reverse proxy to a Nova-compatible compute API.
+
+One pooled keep-alive ``ClientSession``. Requests go out with the exact body bytes
+that were classified and an explicit ``Content-Length`` (Nova ignores chunked
+bodies); hop-by-hop headers are dropped and ``X-Forwarded-*`` set. Client errors
+are translated to ``UpstreamError`` (502) and ``UpstreamTimeout`` (504) here.
+Target lookups use Statelock's own service identity and a cache: an instance's
+project never changes, its host only through a migration, so the host expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+
+import aiohttp
+from multidict import CIMultiDict
+
+from sidecar.backends.base import ForwardRequest, ForwardResponse, TargetInfo
+from sidecar.config import BackendConfig
+from sidecar.errors import NotFound, TargetUnresolved, UpstreamError, UpstreamTimeout
+
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "trailers", "transfer-encoding", "upgrade", "proxy-connection", "content-length", "host",
+    "expect",
+})
+_PROJECT_CACHE_MAX = 100_000
+
+
+def forwarded_headers(request: ForwardRequest) -> CIMultiDict[str]:
+    """The headers to send upstream: the client's, less hop-by-hop, plus X-Forwarded-*."""
+    out: CIMultiDict[str] = CIMultiDict()
+    connection_tokens = {
+        t.strip().lower() for t in request.headers.get("Connection", "").split(",") if t.strip()
+    }
+    for name, value in request.headers.items():
+        low = name.lower()
+        if low in HOP_BY_HOP or low in connection_tokens or low.startswith("x-forwarded-"):
+            continue
+        out.add(name, value)
+    out["X-Forwarded-For"] = request.client_ip
+    out["X-Forwarded-Proto"] = request.scheme
+    out["X-Forwarded-Host"] = request.host
+    out["Content-Length"] = str(len(request.body))
+    return out
+
+
+class UpstreamBackend:
+    """A Backend forwarding to ``backend.upstream_url`` (see module docstring)."""
+
+    def __init__(self, cfg: BackendConfig, host_ttl_s: float = 30.0) -> None:
+        assert cfg.upstream_url is not None
+        self._base = cfg.upstream_url.rstrip("/")
+        self._cfg = cfg
+        self._session: aiohttp.ClientSession | None = None
+        self._host_ttl = host_ttl_s
+        self._projects: dict[str, str] = {}
+        self._hosts: dict[str, tuple[str | None, float]] = {}
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self._cfg.pool_size, keepalive_timeout=30,
+                                         enable_cleanup_closed=True)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self._cfg.timeout_s,
+                                          sock_connect=self._cfg.connect_timeout_s),
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            raise UpstreamError("upstream session is not open")
+        return self._session
+
+    async def forward(self, request: ForwardRequest) -> ForwardResponse:
+        url = self._base + request.path
+        try:
+            resp = await self.session.request(
+                request.method, url, headers=forwarded_headers(request), data=request.body or None,
+                allow_redirects=False, skip_auto_headers=("User-Agent", "Content-Type",
+                                                          "Accept-Encoding", "Accept"),
+            )
+        except TimeoutError as exc:
+            raise UpstreamTimeout("The compute API did not answer in time.") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"The compute API could not be reached: {type(exc).__name__}") \
+                from exc
+        headers = [(k, v) for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP]
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in resp.content.iter_any():
+                    yield chunk
+            except TimeoutError as exc:
+                raise UpstreamTimeout("The compute API did not answer in time.") from exc
+            except aiohttp.ClientError as exc:
+                raise UpstreamError("The compute API broke off its response.") from exc
+
+        return ForwardResponse(resp.status, headers, chunks(), release=resp.release)
+
+    def forget_host(self, instance_id: str) -> None:
+        """Drop the cached host (after a migrate, evacuate or unshelve was forwarded)."""
+        self._hosts.pop(instance_id, None)
+
+    def _service_headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "OpenStack-API-Version": "compute 2.1"}
+        if self._cfg.service_auth.token:
+            headers["X-Auth-Token"] = self._cfg.service_auth.token
+        return headers
+
+    async def resolve(self, instance_id: str) -> TargetInfo:
+        project = self._projects.get(instance_id)
+        cached_host = self._hosts.get(instance_id)
+        if project is not None and cached_host is not None and cached_host[1] > time.monotonic():
+            return TargetInfo(instance_id, project, cached_host[0])
+        url = f"{self._base}/v2.1/servers/{instance_id}"
+        try:
+            async with self.session.get(url, headers=self._service_headers(),
+                                        timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                if resp.status == 404:
+                    raise NotFound(f"Instance {instance_id} could not be found.")
+                if resp.status != 200:
+                    raise TargetUnresolved(
+                        f"cannot resolve instance {instance_id}: upstream answered {resp.status}")
+                doc = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise TargetUnresolved(f"cannot resolve instance {instance_id}: {exc}") from exc
+        server = doc.get("server") if isinstance(doc, Mapping) else None
+        if not isinstance(server, Mapping) or not isinstance(server.get("tenant_id"), str):
+            raise TargetUnresolved(f"cannot resolve instance {instance_id}: no tenant_id")
+        project = server["tenant_id"]
+        host = server.get("OS-EXT-SRV-ATTR:host")
+        host = host if isinstance(host, str) and host else None
+        if len(self._projects) >= _PROJECT_CACHE_MAX:
+            self._projects.clear()
+        self._projects[instance_id] = project
+        self._hosts[instance_id] = (host, time.monotonic() + self._host_ttl)
+        return TargetInfo(instance_id, project, host)
+
+
+async def drain(response: ForwardResponse) -> bytes:
+    """Read a whole forwarded response body (for tests and small internal calls)."""
+    parts = [chunk async for chunk in response.chunks]
+    if response.release is not None:
+        res = response.release()
+        if asyncio.iscoroutine(res):
+            await res
+    return b"".join(parts)

@@ -1,0 +1,314 @@
+"""Configuration: YAML loaded into frozen dataclasses.
+
+``load_config(path)`` returns a ``Config`` or raises ``ConfigError`` whose message
+names the offending key (``backend.upstream_url``) and says how to fix it. Unknown
+keys, wrong types, bad values and inconsistent combinations all fail here, at
+start-up, never on the request path. Every field has a default and help text;
+``statelock check-config --explain`` prints them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from sidecar.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _help(text: str, **kw: Any) -> Any:
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass(frozen=True)
+class ServiceAuthConfig:
+    """Statelock's own identity towards the upstream (suspend-lock, target lookups)."""
+
+    token: str | None = _help(
+        "X-Auth-Token Statelock sends on its own calls to a noauth-style upstream "
+        "(e.g. 'statelock:service:admin'). Never a caller's token.",
+        default=None,
+    )
+
+
+@dataclass(frozen=True)
+class BackendConfig:
+    """Where allowed requests go."""
+
+    kind: str = _help("'upstream' (reverse proxy to a compute API) or 'driver'.", default="upstream")
+    upstream_url: str | None = _help(
+        "Base URL of the compute API, e.g. http://127.0.0.1:18774.", default=None
+    )
+    connect_timeout_s: float = _help("Upstream connect timeout in seconds.", default=5.0)
+    timeout_s: float = _help("Upstream total timeout per request in seconds (504 after).", default=60.0)
+    pool_size: int = _help("Keep-alive connections kept to the upstream.", default=100)
+    service_auth: ServiceAuthConfig = _help(
+        "Statelock's own credentials for its calls.", default_factory=ServiceAuthConfig
+    )
+    driver: Mapping[str, Any] = _help(
+        "Driver settings for kind=driver: {name: libvirt|xenapi|fake, ...driver keys}.",
+        default_factory=dict,
+    )
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    """How a caller becomes a Subject."""
+
+    mode: str = _help("'noauth' (X-Auth-Token user:project[:roles]) or 'trusted-headers'.",
+                      default="noauth")
+    admin_role: str = _help("The role that makes a subject an admin, as Nova's context_is_admin.", default="admin")
+
+
+@dataclass(frozen=True)
+class LockStoreConfig:
+    """The lock table."""
+
+    url: str = _help(
+        "SQLAlchemy-style URL: sqlite:///relative.db or sqlite:////absolute/path.db.",
+        default="sqlite:///statelock-locks.db",
+    )
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The policy engine and its bundle."""
+
+    engine: str = _help("'embedded' (regopy, in process) or 'opa' (an OPA server).", default="embedded")
+    bundle: str = _help("Directory holding the Rego bundle (.manifest, *.rego, data.json).", default="policies/")
+    opa_url: str | None = _help("OPA server base URL for engine=opa, e.g. http://127.0.0.1:8181.", default=None)
+    timeout_ms: int = _help("Longest wait for a decision; slower is a deny (503).", default=500)
+    decision_path: str = _help("The decision document queried.", default="statelock/authz/decision")
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """The decision log."""
+
+    path: str = _help("JSONL decision log; one record per state-changing request.", default="statelock-decisions.jsonl")
+    on_failure: str = _help("'deny' (refuse state changes when the log can't be written) or 'continue'.", default="deny")
+    flush_window_ms: float = _help(
+        "Group commit: records arriving within this window share one fsync.", default=2.0
+    )
+    fsync: bool = _help("fsync each batch before the requests it holds proceed.", default=True)
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """How requests are classified."""
+
+    actions: str = _help("The Nova route/action map.", default=str(REPO_ROOT / "config" / "actions.yaml"))
+    reads_skip_policy: bool = _help("Forward reads without asking the policy (the fast path).", default=True)
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Limits on what a request may carry."""
+
+    max_body_bytes: int = _help("Largest request body (Nova's own limit is 114688).", default=114688)
+    max_json_depth: int = _help("Deepest JSON nesting accepted in a body.", default=32)
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """How an instance's project and host are learned."""
+
+    host_ttl_s: float = _help("How long a resolved host is trusted (migrations move it).", default=30.0)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole Statelock configuration."""
+
+    listen: str = _help("host:port to serve on; STATELOCK_LISTEN overrides it.", default="127.0.0.1:8774")
+    mode: str = _help("'enforce' or 'dry-run' (forward everything, record what would happen).", default="enforce")
+    backend: BackendConfig = _help("Where allowed requests go.", default_factory=BackendConfig)
+    identity: IdentityConfig = _help("How callers are identified.", default_factory=IdentityConfig)
+    lockstore: LockStoreConfig = _help("The lock table.", default_factory=LockStoreConfig)
+    policy: PolicyConfig = _help("The policy engine.", default_factory=PolicyConfig)
+    audit: AuditConfig = _help("The decision log.", default_factory=AuditConfig)
+    classifier: ClassifierConfig = _help("Request classification.", default_factory=ClassifierConfig)
+    limits: LimitsConfig = _help("Request limits.", default_factory=LimitsConfig)
+    target: TargetConfig = _help("Target resolution.", default_factory=TargetConfig)
+
+    @property
+    def listen_host(self) -> str:
+        return self.listen.rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def listen_port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])
+
+    @property
+    def dry_run(self) -> bool:
+        return self.mode == "dry-run"
+
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": ("enforce", "dry-run"),
+    "backend.kind": ("upstream", "driver"),
+    "identity.mode": ("noauth", "trusted-headers"),
+    "policy.engine": ("embedded", "opa"),
+    "audit.on_failure": ("deny", "continue"),
+}
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _build(cls: type[Any], raw: Any, prefix: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        where = f"{prefix}." if prefix else ""
+        raise ConfigError(
+            f"unknown key {where}{unknown[0]!s}; valid keys here are: {', '.join(sorted(fields))}"
+        )
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        key = f"{prefix}.{name}" if prefix else name
+        values[name] = _coerce(hints[name], value, key)
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        return _build(tp, value, key)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(inner[0], value, key)
+    if (origin is not None and issubclass(origin, Mapping)) or tp is Mapping:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")  # pragma: no cover
+
+
+def _validate(cfg: Config) -> None:
+    for key, choices in _CHOICES.items():
+        value: Any = cfg
+        for part in key.split("."):
+            value = getattr(value, part)
+        if value not in choices:
+            raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
+    host, sep, port = cfg.listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"listen: {cfg.listen!r} is not host:port (e.g. 127.0.0.1:8774)")
+    b = cfg.backend
+    if b.kind == "upstream":
+        if not b.upstream_url:
+            raise ConfigError("backend.upstream_url: required when backend.kind is upstream")
+        parts = urlsplit(b.upstream_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"backend.upstream_url: {b.upstream_url!r} must be an http(s) URL with a host"
+            )
+        if b.driver:
+            raise ConfigError("backend.driver: only valid when backend.kind is driver")
+    else:
+        if "name" not in b.driver:
+            raise ConfigError("backend.driver.name: required when backend.kind is driver (libvirt, xenapi, fake)")
+        if b.upstream_url:
+            raise ConfigError("backend.upstream_url: only valid when backend.kind is upstream")
+    if b.timeout_s <= 0 or b.connect_timeout_s <= 0:
+        raise ConfigError("backend.timeout_s / backend.connect_timeout_s: must be positive")
+    if b.pool_size < 1:
+        raise ConfigError("backend.pool_size: must be at least 1")
+    lock_url = cfg.lockstore.url
+    if not lock_url.startswith("sqlite:///"):
+        raise ConfigError(
+            f"lockstore.url: {lock_url!r} is not supported; use sqlite:///relative.db "
+            "or sqlite:////absolute/path.db"
+        )
+    if cfg.policy.engine == "opa" and not cfg.policy.opa_url:
+        raise ConfigError("policy.opa_url: required when policy.engine is opa")
+    if cfg.policy.timeout_ms <= 0:
+        raise ConfigError("policy.timeout_ms: must be positive")
+    if cfg.audit.flush_window_ms < 0:
+        raise ConfigError("audit.flush_window_ms: must be zero or positive")
+    if cfg.limits.max_body_bytes < 1 or cfg.limits.max_json_depth < 1:
+        raise ConfigError("limits: max_body_bytes and max_json_depth must be positive")
+
+
+def sqlite_path(url: str) -> str:
+    """Return the file path in a ``sqlite:///`` URL (four slashes: absolute)."""
+    path = url[len("sqlite:///") :]
+    return path or ":memory:"
+
+
+def config_from_mapping(raw: Any, env: Mapping[str, str] | None = None) -> Config:
+    """Build and validate a Config from parsed YAML; raises ConfigError."""
+    env = os.environ if env is None else env
+    cfg: Config = _build(Config, raw, "")
+    listen = env.get("STATELOCK_LISTEN")
+    if listen:
+        cfg = dataclasses.replace(cfg, listen=listen)
+    _validate(cfg)
+    return cfg
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read a YAML config file; raises ConfigError naming the problem."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return config_from_mapping(raw, env)
+
+
+def explain(cls: type[Any] = Config, prefix: str = "") -> list[tuple[str, str, str]]:
+    """List (key, default, help) for every config key, for ``--explain``."""
+    rows: list[tuple[str, str, str]] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}{f.name}"
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+            rows.extend(explain(tp, key + "."))
+            continue
+        if f.default is not dataclasses.MISSING:
+            default: Any = f.default
+        else:
+            default = f.default_factory()  # type: ignore[misc]
+        rows.append((key, repr(default), f.metadata.get("help", "")))
+    return rows

@@ -1,0 +1,105 @@
+"""The error tree of Statelock.
+
+Every error the service raises on purpose is a ``SidecarError``; its ``code`` is a
+snake_case word used in decision records and metric labels, and ``status`` is the
+HTTP status the request path answers with. Library errors are translated into
+these where they enter our code.
+"""
+
+from __future__ import annotations
+
+
+class SidecarError(Exception):
+    """Base of every deliberate Statelock error."""
+
+    code = "sidecar_error"
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(SidecarError):
+    """The configuration is invalid; the message names the key and the fix."""
+
+    code = "config_error"
+
+
+class BadRequest(SidecarError):
+    """The request is malformed or ambiguous; it is refused and never forwarded."""
+
+    code = "bad_request"
+    status = 400
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Unauthorized(SidecarError):
+    """The caller's identity could not be established."""
+
+    code = "unauthorized"
+    status = 401
+
+
+class NotFound(SidecarError):
+    """The instance or lock does not exist (or is not visible to the caller)."""
+
+    code = "not_found"
+    status = 404
+
+
+class PolicyError(SidecarError):
+    """The policy engine failed or returned no usable decision: deny with 503."""
+
+    code = "policy_error"
+    status = 503
+
+
+class LockStoreError(SidecarError):
+    """The lock store can't be read or written: state changes are denied with 503."""
+
+    code = "lock_store_error"
+    status = 503
+
+
+class AuditError(SidecarError):
+    """A decision record could not be made durable."""
+
+    code = "audit_error"
+    status = 503
+
+
+class TargetUnresolved(SidecarError):
+    """The instance's project or host is needed but could not be learned."""
+
+    code = "target_unresolved"
+    status = 503
+
+
+class UpstreamError(SidecarError):
+    """The upstream compute API could not be reached or failed (502)."""
+
+    code = "upstream_error"
+    status = 502
+
+
+class UpstreamTimeout(UpstreamError):
+    """The upstream compute API did not answer in time (504)."""
+
+    code = "upstream_timeout"
+    status = 504
+
+
+class BackendError(SidecarError):
+    """A hypervisor driver call failed; ``status`` follows the driver's error."""
+
+    code = "backend_error"
+    status = 502
+
+    def __init__(self, message: str, code: str, status: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status

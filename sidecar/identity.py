@@ -1,0 +1,68 @@
+"""Identity: request headers -> Subject.
+
+``subject_from_headers`` is pure. It raises ``Unauthorized`` when the headers do not
+carry an identity in the configured mode; it never looks at anything but headers,
+and never returns or logs the token itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.errors import Unauthorized
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who is asking: a user in a project with roles."""
+
+    user_id: str
+    project_id: str
+    roles: tuple[str, ...]
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+    def as_input(self) -> dict[str, Any]:
+        """The subject as the policy input and the decision record show it."""
+        return {"user_id": self.user_id, "project_id": self.project_id, "roles": list(self.roles)}
+
+
+def _roles(text: str) -> tuple[str, ...]:
+    return tuple(sorted({r.strip() for r in text.split(",") if r.strip()}))
+
+
+def subject_from_noauth(token: str | None, admin_role: str = "admin") -> Subject:
+    """Nova's noauth2 convention: ``X-Auth-Token: user:project[:role1,role2]``.
+
+    The user ``admin`` gets the admin role (as noauth2 does); everyone gets
+    ``member`` and ``reader`` unless roles are given explicitly.
+    """
+    if not token:
+        raise Unauthorized("The request you have made requires authentication.")
+    parts = token.split(":")
+    if len(parts) not in (2, 3) or not parts[0] or not parts[1]:
+        raise Unauthorized("The request you have made requires authentication.")
+    user, project = parts[0], parts[1]
+    roles = _roles(parts[2]) if len(parts) == 3 else ("member", "reader")
+    if user == "admin" and admin_role not in roles:
+        roles = tuple(sorted({*roles, admin_role}))
+    return Subject(user, project, roles)
+
+
+def subject_from_trusted_headers(headers: Mapping[str, str]) -> Subject:
+    """Headers set by an authenticating layer in front: X-User-Id, X-Project-Id, X-Roles."""
+    user = headers.get("X-User-Id", "").strip()
+    project = headers.get("X-Project-Id", "").strip()
+    if not user or not project:
+        raise Unauthorized("The request you have made requires authentication.")
+    return Subject(user, project, _roles(headers.get("X-Roles", "")))
+
+
+def subject_from_headers(mode: str, headers: Mapping[str, str], admin_role: str = "admin") -> Subject:
+    """The Subject for a request in the given identity mode; Unauthorized if none."""
+    if mode == "noauth":
+        return subject_from_noauth(headers.get("X-Auth-Token"), admin_role)
+    return subject_from_trusted_headers(headers)

@@ -1,0 +1,55 @@
+"""The lock store protocol, and the choice of implementation by URL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from sidecar.errors import ConfigError
+from sidecar.locks.model import Lock, LockFilter
+
+
+class LockStore(Protocol):
+    """Where locks live. Every method raises LockStoreError when the store fails."""
+
+    async def open(self) -> None:
+        """Connect and migrate the schema to the current version."""
+
+    async def close(self) -> None:
+        """Release connections."""
+
+    async def effective_locks(
+        self, instance_id: str | None, project_id: str | None, host: str | None, now: datetime
+    ) -> list[Lock]:
+        """Locks in force at ``now`` on the instance, its project or its host."""
+
+    async def has_scoped_locks(self, now: datetime) -> bool:
+        """True when any project or host lock is in force (then targets must be resolved)."""
+
+    async def add(self, lock: Lock) -> None:
+        """Insert a lock durably."""
+
+    async def remove(self, lock_ids: Sequence[str]) -> int:
+        """Delete locks by id in one transaction; returns how many were removed."""
+
+    async def get(self, lock_id: str) -> Lock | None:
+        """One lock by id, expired or not, or None."""
+
+    async def find(self, filters: LockFilter, now: datetime) -> list[Lock]:
+        """Locks matching the filters, oldest first."""
+
+    async def set_state(self, lock_id: str, state: str, note: str = "") -> None:
+        """Mark a lock active, pending or failed (suspend-lock bookkeeping)."""
+
+    async def count(self) -> int:
+        """How many rows the table holds."""
+
+
+def open_lock_store(url: str) -> LockStore:
+    """The store for a lockstore URL (not yet opened); ConfigError for unknown schemes."""
+    if url.startswith("sqlite:///"):
+        from sidecar.locks.sqlite import SqliteLockStore
+
+        return SqliteLockStore(url)
+    raise ConfigError(f"lockstore.url: unsupported scheme in {url!r}")

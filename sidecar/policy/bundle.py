@@ -1,0 +1,75 @@
+"""Loading a Rego bundle directory the way OPA does.
+
+``load_bundle(path)`` returns the modules (test files excluded), the merged data
+document (a ``data.json`` in ``a/b/`` lands at ``data.a.b``) and the revision from
+``.manifest``. Raises PolicyError naming the file when the bundle is unusable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sidecar.errors import PolicyError
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle read from disk."""
+
+    root: Path
+    modules: dict[str, str]
+    data: dict[str, Any]
+    revision: str
+    digest: str
+
+
+def _merge(into: dict[str, Any], path: tuple[str, ...], value: Any, source: Path) -> None:
+    node = into
+    for part in path:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise PolicyError(f"{source}: data conflicts at {'.'.join(path)}")
+    if not isinstance(value, dict):
+        raise PolicyError(f"{source}: a data.json must hold an object")
+    for key, item in value.items():
+        if key in node:
+            raise PolicyError(f"{source}: data key {key!r} defined twice")
+        node[key] = item
+
+
+def load_bundle(root: str | Path) -> Bundle:
+    """Read the bundle at ``root``; raises PolicyError when it can't be used."""
+    base = Path(root)
+    if not base.is_dir():
+        raise PolicyError(f"policy bundle {base} is not a directory")
+    modules: dict[str, str] = {}
+    data: dict[str, Any] = {}
+    digest = hashlib.sha256()
+    try:
+        for path in sorted(base.rglob("*")):
+            rel = path.relative_to(base)
+            if not path.is_file() or any(p.startswith(".") and p != ".manifest" for p in rel.parts):
+                continue
+            if path.suffix == ".rego" and not path.name.endswith("_test.rego"):
+                text = path.read_text(encoding="utf-8")
+                modules[str(rel)] = text
+                digest.update(str(rel).encode() + b"\0" + text.encode())
+            elif path.name == "data.json":
+                text = path.read_text(encoding="utf-8")
+                digest.update(str(rel).encode() + b"\0" + text.encode())
+                _merge(data, rel.parent.parts, json.loads(text), path)
+        manifest_path = base / ".manifest"
+        manifest: dict[str, Any] = {}
+        if manifest_path.exists():
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PolicyError(f"policy bundle {base}: {exc}") from exc
+    if not modules:
+        raise PolicyError(f"policy bundle {base} holds no .rego policy")
+    revision = str(manifest.get("revision") or "")
+    short = digest.hexdigest()[:12]
+    return Bundle(base, modules, data, revision or f"sha256:{short}", short)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -14,7 +15,8 @@ from sidecar.backends.base import Backend
 from sidecar.classify import load_route_table
 from sidecar.config import Config
 from sidecar.enforce import Enforcer
-from sidecar.handlers import nova, ops
+from sidecar.handlers import locks_api, nova, ops
+from sidecar.identity import subject_from_headers
 from sidecar.locks.store import open_lock_store
 from sidecar.policy.engine import create_engine
 
@@ -29,7 +31,9 @@ def create_backend(cfg: Config) -> Backend:
         return UpstreamBackend(cfg.backend, cfg.target.host_ttl_s)
     from sidecar.backends.driver import DriverBackend
 
-    return DriverBackend(cfg.backend)
+    mode, admin_role = cfg.identity.mode, cfg.identity.admin_role
+    return DriverBackend(cfg.backend, lambda h: subject_from_headers(mode, h, admin_role),
+                         admin_role)
 
 
 async def _components(app: web.Application) -> AsyncIterator[None]:
@@ -48,7 +52,11 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(audit.close)
         await backend.start()
         stack.push_async_callback(backend.close)
-        app[ENFORCER] = Enforcer(cfg, table, backend, engine, store, audit)
+        enforcer = Enforcer(cfg, table, backend, engine, store, audit)
+        app[ENFORCER] = enforcer
+        # NOTE: pending suspend-locks are finished in the background; their locks apply already.
+        reconcile = asyncio.create_task(enforcer.locks.reconcile(), name="statelock-reconcile")
+        stack.callback(reconcile.cancel)
         log.info("statelock ready: backend=%s policy=%s revision=%s mode=%s",
                  cfg.backend.kind, engine.name, engine.revision, cfg.mode)
         yield
@@ -60,5 +68,6 @@ def create_app(cfg: Config) -> web.Application:
     app[CONFIG] = cfg
     app.cleanup_ctx.append(_components)
     ops.add_routes(app)
+    locks_api.add_routes(app)
     app.router.add_route("*", "/{tail:.*}", nova.nova_handler)
     return app

@@ -255,7 +255,7 @@ def normalise_path(raw_path: str) -> tuple[str, str, bool]:
         raise BadRequest("Malformed request URL: not UTF-8") from None
     if not decoded.startswith("/"):
         raise BadRequest("Malformed request URL")
-    if not _SAFE_PATH_RE.match(decoded):
+    if not _SAFE_PATH_RE.fullmatch(decoded):
         raise BadRequest("Malformed request URL: unexpected characters in path")
     segments = decoded.split("/")
     if any(s in (".", "..") for s in segments):

@@ -14,41 +14,33 @@ engine, the lock store or (with ``audit.on_failure: deny``) the audit log denies
 
 from __future__ import annotations
 
-import contextlib
-import contextlib
-import itertools
+import json
 import logging
 import time
-from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from sidecar import lockview
 from sidecar.audit.log import AuditLog
-from sidecar.audit.record import make_record, new_decision_id
-from sidecar.backends.base import Backend, ForwardRequest, ForwardResponse, TargetInfo
+from sidecar.backends.base import Backend, ForwardRequest, ForwardResponse, TargetInfo, drain
 from sidecar.classify import Action, RouteTable, classify
 from sidecar.config import Config
-from sidecar.errors import (
-    AuditError,
-    BadRequest,
-    LockStoreError,
-    PolicyError,
-    SidecarError,
-)
+from sidecar.errors import BadRequest, SidecarError
 from sidecar.faults import fault_body, version_headers
-from sidecar.guard import InstanceGuard
+from sidecar.guard import ALL_INSTANCES, InstanceGuard
 from sidecar.identity import Subject, subject_from_headers
-from sidecar.locks.model import Lock, new_lock_id, rfc3339
+from sidecar.lockops import LockService
+from sidecar.locks.model import Lock, rfc3339
 from sidecar.locks.store import LockStore
-from sidecar.policy.decision import Decision
 from sidecar.policy.engine import PolicyEngine
+from sidecar.recorder import DECISION_HEADER, Ctx, Denied, Recorder, action_input
 
 log = logging.getLogger(__name__)
 
-DECISION_HEADER = "X-Statelock-Decision-Id"
 _HOST_CHANGING = frozenset({"migrate", "os-migrateLive", "evacuate", "unshelve", "resize"})
+_LOCK_VIEWS = {"show": True, "list_detail": True, "list": False}
 
 
 @dataclass(frozen=True)
@@ -76,35 +68,18 @@ class Reply:
     content_type: str | None = None
 
 
-@dataclass
-class _Ctx:
-    """What one state-changing request accumulates on its way through."""
-
-    req: IncomingRequest
-    action: Action
-    decision_id: str = field(default_factory=new_decision_id)
-    started: float = field(default_factory=time.perf_counter)
-    timings: dict[str, int] = field(default_factory=dict)
-
-    def lap(self, name: str, since: float) -> float:
-        now = time.perf_counter()
-        self.timings[name] = int((now - since) * 1e9)
-        return now
+def error_reply(exc: SidecarError, headers: list[tuple[str, str]],
+                decision_id: str | None = None) -> Reply:
+    """A Nova-shaped error reply for a SidecarError."""
+    return Reply(exc.status, headers, fault_body(exc.status, exc.message), decision_id=decision_id,
+                 content_type="application/json")
 
 
 class Enforcer:
     """The request path over its protocols (Backend, PolicyEngine, LockStore, AuditLog)."""
 
-    def __init__(
-        self,
-        cfg: Config,
-        table: RouteTable,
-        backend: Backend,
-        engine: PolicyEngine,
-        store: LockStore,
-        audit: AuditLog,
-        guard: InstanceGuard | None = None,
-    ) -> None:
+    def __init__(self, cfg: Config, table: RouteTable, backend: Backend, engine: PolicyEngine,
+                 store: LockStore, audit: AuditLog, guard: InstanceGuard | None = None) -> None:
         self.cfg = cfg
         self.table = table
         self.backend = backend
@@ -112,67 +87,120 @@ class Enforcer:
         self.store = store
         self.audit = audit
         self.guard = guard or InstanceGuard()
-        self._req_ids = itertools.count(1)
-        self.counts: Counter[tuple[str, str]] = Counter()
-        self.labels = {"app": "statelock", "mode": cfg.mode}
+        self.recorder = Recorder(cfg, audit, engine)
+        self.locks = LockService(cfg, backend, engine, store, self.recorder, self.guard)
 
     # -- entry point -----------------------------------------------------------------------
 
     async def handle(self, req: IncomingRequest) -> Reply:
         """Answer one request (see the module docstring for the guarantees)."""
+        ctx = Ctx(req.method, req.raw_path, req.client_ip)
         try:
             action = classify(req.method, req.raw_path, req.headers, req.body, self.table,
                               self.cfg.limits.max_json_depth)
         except SidecarError as exc:
-            return await self._refuse(req, exc)
+            return await self._refuse(req, ctx, exc)
+        ctx.action = action
+        ctx.path = action.path
         if action.kind == "unknown":
-            return await self._refuse(req, BadRequest("The resource could not be found.", 404),
-                                      action)
+            return await self._refuse(req, ctx, BadRequest("The resource could not be found.", 404))
         if action.kind == "read" and self.cfg.classifier.reads_skip_policy:
-            self.counts[("read", "forwarded")] += 1
-            return await self._forward(req, action, None)
+            return await self._read(req, action)
         try:
             subject = subject_from_headers(self.cfg.identity.mode, req.headers,
                                            self.cfg.identity.admin_role)
         except SidecarError as exc:
-            return await self._refuse(req, exc, action)
-        ctx = _Ctx(req, action)
+            return await self._refuse(req, ctx, exc)
         if action.kind in ("lock", "unlock"):
-            return await self._serve_lock(ctx, subject)
-        return await self._state_change(ctx, subject)
+            return await self._nova_lock(ctx, subject)
+        return await self._state_change(req, ctx, subject)
+
+    # -- reads -----------------------------------------------------------------------------
+
+    async def _read(self, req: IncomingRequest, action: Action) -> Reply:
+        self.recorder.counts[("read", "forwarded")] += 1
+        detail = _LOCK_VIEWS.get(action.name)
+        if detail is None or not action.at_least(2, 9):
+            return await self._forward(req, action, None)
+        wanted: bool | None = None
+        if action.at_least(2, 73) and action.name != "show":
+            path, _, query = action.forward_path.partition("?")
+            try:
+                wanted, query = lockview.split_locked_filter(query)
+            except BadRequest as exc:
+                return error_reply(exc, version_headers(action.microversion))
+            action = replace(action, forward_path=path + ("?" + query if query else ""))
+        reply = await self._forward(req, action, None)
+        if reply.stream is None or reply.status != 200 or (wanted is None and not detail):
+            return reply
+        return await self._with_lock_view(reply, action, detail, wanted)
+
+    async def _with_lock_view(self, reply: Reply, action: Action, detail: bool,
+                              wanted: bool | None) -> Reply:
+        assert reply.stream is not None
+        body = await drain(reply.stream)
+        try:
+            doc = json.loads(body)
+            by_server = await self._locks_by_server(lockview.servers_of(doc))
+        except ValueError:
+            return Reply(reply.status, reply.headers, body)
+        except SidecarError as exc:
+            return error_reply(exc, version_headers(action.microversion))
+        lockview.decorate(doc, by_server, action.microversion, detail)
+        if wanted is not None:
+            lockview.filter_locked(doc, by_server, wanted)
+        headers = [(k, v) for k, v in reply.headers if k.lower() != "content-encoding"]
+        return Reply(reply.status, headers, json.dumps(doc).encode())
+
+    async def _locks_by_server(self, servers: Sequence[Mapping[str, Any]]) -> dict[str, list[Lock]]:
+        now = datetime.now(UTC)
+        scoped = await self.store.has_scoped_locks(now)
+        out: dict[str, list[Lock]] = {}
+        for server in servers:
+            sid = str(server.get("id", ""))
+            project = server.get("tenant_id")
+            host = server.get("OS-EXT-SRV-ATTR:host")
+            if scoped and not isinstance(project, str):
+                info = await self.backend.resolve(sid)
+                project, host = info.project_id, info.host
+            out[sid] = await self.store.effective_locks(
+                sid, project if scoped and isinstance(project, str) else None,
+                host if scoped and isinstance(host, str) else None, now)
+        return out
 
     # -- state changes ---------------------------------------------------------------------
 
-    async def _state_change(self, ctx: _Ctx, subject: Subject) -> Reply:
+    async def _state_change(self, req: IncomingRequest, ctx: Ctx, subject: Subject) -> Reply:
         action = ctx.action
-        if action.instance_id is None:
-            return await self._decide_and_forward(ctx, subject, None)
-        async with self.guard.shared(action.instance_id):
-            reply = await self._decide_and_forward(ctx, subject, action.instance_id)
+        assert action is not None
+        async with self.guard.shared(ALL_INSTANCES):
+            if action.instance_id is None:
+                return await self._decide_and_forward(req, ctx, subject)
+            async with self.guard.shared(action.instance_id):
+                reply = await self._decide_and_forward(req, ctx, subject)
         if action.name in _HOST_CHANGING:
             self.backend.forget_host(action.instance_id)
         return reply
 
-    async def _target(self, action: Action, subject: Subject, need_project: bool) -> TargetInfo:
+    async def _target(self, action: Action, subject: Subject, scoped: bool) -> TargetInfo:
         if action.instance_id is None:
             project = action.project_in_path or subject.project_id
             return TargetInfo("", project if action.kind == "create" else None, None)
-        if need_project:
+        if scoped:
             return await self.backend.resolve(action.instance_id)
         return TargetInfo(action.instance_id, None, None)
 
-    async def _decide_and_forward(
-        self, ctx: _Ctx, subject: Subject, instance_id: str | None
-    ) -> Reply:
+    async def _decide_and_forward(self, req: IncomingRequest, ctx: Ctx, subject: Subject) -> Reply:
         action = ctx.action
+        assert action is not None
         now = datetime.now(UTC)
         t = ctx.started
-        input_doc: dict[str, Any] = {"subject": subject.as_input(),
-                                     "action": _action_input(action)}
+        input_doc: dict[str, Any] = {"subject": subject.as_input(), "action": action_input(action)}
         try:
             scoped = await self.store.has_scoped_locks(now)
             target = await self._target(action, subject, scoped)
-            input_doc["target"] = _target_input(target)
+            input_doc["target"] = {"instance_id": target.instance_id or None,
+                                   "project_id": target.project_id, "host": target.host}
             locks = await self.store.effective_locks(
                 target.instance_id or None, target.project_id, target.host, now)
             t = ctx.lap("timer_lock_read_ns", t)
@@ -180,205 +208,67 @@ class Enforcer:
             decision = await self.engine.decide(input_doc)
             t = ctx.lap("timer_policy_eval_ns", t)
         except SidecarError as exc:
-            return await self._error(ctx, exc, input_doc)
+            await self.recorder.error(ctx, input_doc, exc)
+            return error_reply(exc, ctx.reply_headers(), ctx.decision_id)
         forward = decision.allow or self.cfg.dry_run
-        status = 0 if decision.allow else decision.status
-        record = self._record(ctx, input_doc, decision, "allow" if decision.allow else "deny",
-                              status=status, subject_ok=True)
         try:
-            await self.audit.append(record, durable=forward)
-        except AuditError as exc:
-            if forward and self.cfg.audit.on_failure == "deny":
-                return self._local_error(ctx, exc)
-            log.warning("decision %s not recorded: %s", ctx.decision_id, exc.message)
+            await self.recorder.decision(ctx, input_doc, decision, acting=forward,
+                                         dry_run=self.cfg.dry_run)
+        except SidecarError as exc:
+            return error_reply(exc, ctx.reply_headers(), ctx.decision_id)
         ctx.lap("timer_audit_ns", t)
-        self.counts[(action.name, "allow" if decision.allow else "deny")] += 1
         if not forward:
-            return self._deny(ctx, decision)
-        return await self._forward(ctx.req, action, ctx)
+            return error_reply(Denied(decision, action.instance_id), ctx.reply_headers(),
+                               ctx.decision_id)
+        return await self._forward(req, action, ctx)
 
-    # -- Nova's lock and unlock, served from the table ----------------------------------------
-
-    async def _serve_lock(self, ctx: _Ctx, subject: Subject) -> Reply:
+    async def _nova_lock(self, ctx: Ctx, subject: Subject) -> Reply:
         action = ctx.action
-        assert action.instance_id is not None
-        reason = ""
-        if action.kind == "lock":
-            try:
-                reason = _lock_reason(action)
-            except BadRequest as exc:
-                return await self._refuse(ctx.req, exc, action)
-        input_doc: dict[str, Any] = {"subject": subject.as_input(),
-                                     "action": _action_input(action)}
-        async with self.guard.exclusive(action.instance_id):
-            now = datetime.now(UTC)
-            try:
-                target = await self.backend.resolve(action.instance_id)
-                input_doc["target"] = _target_input(target)
-                existing = await self.store.effective_locks(
-                    target.instance_id, target.project_id, target.host, now)
-                if action.kind == "unlock":
-                    existing = [lk for lk in existing
-                                if lk.scope == "instance" and lk.kind == "state"]
-                input_doc.update(now=rfc3339(now), locks=[lk.as_input() for lk in existing])
-                decision = await self.engine.decide(input_doc)
-            except SidecarError as exc:
-                return await self._error(ctx, exc, input_doc)
-            status = 202 if decision.allow else decision.status
-            record = self._record(ctx, input_doc, decision,
-                                  "allow" if decision.allow else "deny", status=status,
-                                  subject_ok=True)
-            try:
-                await self.audit.append(record, durable=True)
-            except AuditError as exc:
-                if self.cfg.audit.on_failure == "deny":
-                    return self._local_error(ctx, exc)
-            self.counts[(action.name, "allow" if decision.allow else "deny")] += 1
-            if not decision.allow:
-                return self._deny(ctx, decision)
-            try:
-                if action.kind == "lock":
-                    await self._place_nova_lock(action.instance_id, subject, reason, existing, now)
-                else:
-                    await self.store.remove([lk.id for lk in existing])
-            except LockStoreError as exc:
-                return self._local_error(ctx, exc)
-        return Reply(202, self._reply_headers(ctx), decision_id=ctx.decision_id)
-
-    async def _place_nova_lock(
-        self, instance_id: str, subject: Subject, reason: str, existing: list[Lock],
-        now: datetime,
-    ) -> None:
-        for lk in existing:
-            if (lk.scope == "instance" and lk.kind == "state" and lk.source == "nova"
-                    and lk.owner.user_id == subject.user_id
-                    and lk.owner.project_id == subject.project_id):
-                return  # NOTE: Nova treats a re-lock by the same caller as a no-op.
-        await self.store.add(Lock(
-            id=new_lock_id(), kind="state", scope="instance", target=instance_id,
-            reason=reason, owner=subject, created_at=now, source="nova"))
+        assert action is not None and action.instance_id is not None
+        try:
+            if action.kind == "lock":
+                await self.locks.nova_lock(ctx, subject, action.instance_id, _lock_reason(action))
+            else:
+                await self.locks.nova_unlock(ctx, subject, action.instance_id)
+        except BadRequest as exc:
+            return await self._refuse_ctx(ctx, exc)
+        except SidecarError as exc:
+            return error_reply(exc, ctx.reply_headers(), ctx.decision_id)
+        return Reply(202, ctx.reply_headers(), decision_id=ctx.decision_id)
 
     # -- replies ---------------------------------------------------------------------------
 
-    async def _forward(self, req: IncomingRequest, action: Action, ctx: _Ctx | None) -> Reply:
+    async def _forward(self, req: IncomingRequest, action: Action, ctx: Ctx | None) -> Reply:
         fwd = ForwardRequest(req.method, action.forward_path, req.headers, req.body,
                              req.client_ip, req.scheme, req.host)
         t = time.perf_counter()
         try:
             resp = await self.backend.forward(fwd)
         except SidecarError as exc:
-            if ctx is not None:
-                await self._completion(ctx, exc.status, time.perf_counter() - t, exc.code)
-                return self._local_error(ctx, exc)
-            return Reply(exc.status, version_headers(_mv(action)),
-                         fault_body(exc.status, exc.message), content_type="application/json")
+            if ctx is None:
+                return error_reply(exc, version_headers(None if action.legacy_v2
+                                                        else action.microversion))
+            await self.recorder.completion(ctx, exc.status, time.perf_counter() - t, exc.code)
+            return error_reply(exc, ctx.reply_headers(), ctx.decision_id)
         headers = list(resp.headers)
         if ctx is not None:
             headers.append((DECISION_HEADER, ctx.decision_id))
-            await self._completion(ctx, resp.status, time.perf_counter() - t, None)
+            await self.recorder.completion(ctx, resp.status, time.perf_counter() - t, None)
         return Reply(resp.status, headers, stream=resp,
                      decision_id=ctx.decision_id if ctx else None)
 
-    async def _completion(
-        self, ctx: _Ctx, status: int, latency_s: float, error_code: str | None
-    ) -> None:
-        record = {
-            "type": "completion",
-            "decision_id": ctx.decision_id,
-            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "statelock": {"upstream": {"status": status, "latency_ms": round(latency_s * 1e3, 3)},
-                          "error_code": error_code},
-        }
-        try:
-            await self.audit.append(record, durable=False)
-        except AuditError:
-            pass  # NOTE: the decision itself is already durable; the write failure is counted.
-
-    def _reply_headers(self, ctx: _Ctx) -> list[tuple[str, str]]:
-        return [*version_headers(_mv(ctx.action)), (DECISION_HEADER, ctx.decision_id)]
-
-    def _deny(self, ctx: _Ctx, decision: Decision) -> Reply:
-        message = "; ".join(decision.reasons) or "Policy doesn't allow this request."
-        if decision.status == 409 and ctx.action.instance_id and not decision.reasons:
-            message = f"Instance {ctx.action.instance_id} is locked"
-        return Reply(decision.status, self._reply_headers(ctx),
-                     fault_body(decision.status, message), decision_id=ctx.decision_id,
-                     content_type="application/json")
-
-    def _local_error(self, ctx: _Ctx, exc: SidecarError) -> Reply:
-        return Reply(exc.status, self._reply_headers(ctx), fault_body(exc.status, exc.message),
-                     decision_id=ctx.decision_id, content_type="application/json")
-
-    async def _error(self, ctx: _Ctx, exc: SidecarError, input_doc: dict[str, Any]) -> Reply:
-        """A fault while deciding: deny with the error's status, and record it."""
-        if isinstance(exc, PolicyError | LockStoreError):
-            log.error("decision %s failed closed: %s", ctx.decision_id, exc.message)
-        record = self._record(ctx, input_doc, None, "error", status=exc.status,
-                              error=exc, subject_ok=True)
-        try:
-            await self.audit.append(record, durable=True)
-        except AuditError:
-            log.error("decision %s (an error) could not be recorded", ctx.decision_id)
-        self.counts[(ctx.action.name, "error")] += 1
-        return self._local_error(ctx, exc)
-
-    async def _refuse(
-        self, req: IncomingRequest, exc: SidecarError, action: Action | None = None
-    ) -> Reply:
+    async def _refuse(self, req: IncomingRequest, ctx: Ctx, exc: SidecarError) -> Reply:
         """Refuse a request that can't be classified or identified; record non-reads."""
-        decision_id = new_decision_id()
-        headers = version_headers(_mv(action)) if action else []
-        if req.method.upper() not in ("GET", "HEAD", "OPTIONS"):
-            record = make_record(
-                decision_id=decision_id, req_id=next(self._req_ids),
-                input_doc={"request": {"method": req.method, "path": req.raw_path[:2048]},
-                           "action": _action_input(action) if action else None},
-                result=None, revision=self.engine.revision, outcome="error",
-                enforced=not self.cfg.dry_run, method=req.method, path=req.raw_path[:2048],
-                status=exc.status, requested_by=req.client_ip, error_code=exc.code,
-                error_message=exc.message, labels=self.labels)
-            with contextlib.suppress(AuditError):
-                await self.audit.append(record, durable=True)
-            headers.append((DECISION_HEADER, decision_id))
-        self.counts[("refused", exc.code)] += 1
-        return Reply(exc.status, headers, fault_body(exc.status, exc.message),
-                     decision_id=decision_id, content_type="application/json")
+        if req.method.upper() in ("GET", "HEAD", "OPTIONS"):
+            self.recorder.counts[("refused", exc.code)] += 1
+            headers = ctx.reply_headers()[:-1] if ctx.action else []
+            return error_reply(exc, headers)
+        return await self._refuse_ctx(ctx, exc)
 
-    def _record(
-        self, ctx: _Ctx, input_doc: dict[str, Any], decision: Decision | None, outcome: str,
-        status: int, subject_ok: bool, error: SidecarError | None = None,
-    ) -> dict[str, Any]:
-        record = make_record(
-            decision_id=ctx.decision_id, req_id=next(self._req_ids), input_doc=input_doc,
-            result=dict(decision.result) if decision else None,
-            revision=decision.revision if decision else self.engine.revision, outcome=outcome,
-            enforced=not self.cfg.dry_run, method=ctx.req.method, path=ctx.action.path,
-            status=status, requested_by=ctx.req.client_ip,
-            error_code=error.code if error else None,
-            error_message=error.message if error else None,
-            metrics=ctx.timings, labels=self.labels)
-        if decision is not None and decision.overrides:
-            record["statelock"]["overrides"] = list(decision.overrides)
-        if self.cfg.dry_run and decision is not None and not decision.allow:
-            record["statelock"]["would_have"] = {"status": decision.status,
-                                                 "reasons": list(decision.reasons)}
-        return record
-
-
-def _mv(action: Action | None) -> tuple[int, int] | None:
-    if action is None or action.legacy_v2:
-        return None
-    return action.microversion
-
-
-def _action_input(action: Action) -> dict[str, Any]:
-    return {"name": action.name, "kind": action.kind, "method": action.method,
-            "path": action.path, "params": dict(action.params)}
-
-
-def _target_input(target: TargetInfo) -> dict[str, Any]:
-    return {"instance_id": target.instance_id or None, "project_id": target.project_id,
-            "host": target.host}
+    async def _refuse_ctx(self, ctx: Ctx, exc: SidecarError) -> Reply:
+        await self.recorder.refusal(ctx, exc)
+        headers = ctx.reply_headers() if ctx.action else [(DECISION_HEADER, ctx.decision_id)]
+        return error_reply(exc, headers, ctx.decision_id)
 
 
 def _lock_reason(action: Action) -> str:

@@ -14,6 +14,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+# NOTE: project and host locks take this key exclusively and every state change takes it
+# shared, so a scoped lock call orders against all in-flight state changes at once.
+ALL_INSTANCES = "*"
+
 
 @dataclass
 class _Entry:

@@ -12,11 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from sidecar.audit.redact import redact
+
 GENESIS = "0" * 64
+COMPLETION = "completion"
 
 
 def new_decision_id() -> str:
@@ -40,6 +43,11 @@ def chain_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(record)).hexdigest()
 
 
+def is_completion(record: Mapping[str, Any]) -> bool:
+    """True for the non-durable record that carries a decision's upstream outcome."""
+    return record.get("type") == COMPLETION
+
+
 def make_record(
     *,
     decision_id: str,
@@ -58,17 +66,22 @@ def make_record(
     metrics: Mapping[str, int] | None = None,
     labels: Mapping[str, str] | None = None,
     decision_path: str = "statelock/authz/decision",
+    redact_paths: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One decision record (OPA decision-log event fields plus ``statelock``).
 
     ``outcome`` is ``allow``, ``deny`` or ``error``; ``enforced`` is False in dry-run,
-    where ``status`` is what would have been answered.
+    where ``status`` is what would have been answered. Secrets in ``input_doc`` (keys
+    named like passwords and tokens, plus the ``/input/...`` JSON Pointers in
+    ``redact_paths``) are masked in the record, never in the caller's document; the
+    pointers masked are listed in ``masked``, as OPA's mask policy does.
     """
+    masked_input, masked = redact(dict(input_doc), redact_paths)
     record: dict[str, Any] = {
         "decision_id": decision_id,
         "timestamp": now_rfc3339_ns(),
         "path": decision_path,
-        "input": input_doc,
+        "input": masked_input,
         "bundles": {"statelock": {"revision": revision}},
         "labels": dict(labels or {}),
         "requested_by": requested_by,
@@ -80,6 +93,8 @@ def make_record(
             "http": {"method": method, "path": path, "status": status},
         },
     }
+    if masked:
+        record["masked"] = masked
     if result is not None:
         record["result"] = result
     if error_code is not None:

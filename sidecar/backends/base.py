@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -60,5 +61,24 @@ class Backend(Protocol):
     async def resolve(self, instance_id: str) -> TargetInfo:
         """The instance's project and host, as Statelock's service identity sees them."""
 
+    async def status(self, instance_id: str) -> str:
+        """The instance's Nova status now (ACTIVE, SUSPENDED, SHUTOFF, ...), never cached."""
+
+    async def power(self, instance_id: str, operation: str) -> None:
+        """Run ``suspend`` or ``resume`` as Statelock's service identity."""
+
+    async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None) -> None:
+        """Ask the hypervisor to refuse boots too, where it can (defence in depth)."""
+
     def forget_host(self, instance_id: str) -> None:
         """Drop any cached host of the instance (it may have moved)."""
+
+
+async def drain(response: ForwardResponse) -> bytes:
+    """Read a whole backend response body and free its connection."""
+    parts = [chunk async for chunk in response.chunks]
+    if response.release is not None:
+        res = response.release()
+        if inspect.isawaitable(res):
+            await res
+    return b"".join(parts)

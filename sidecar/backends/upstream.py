@@ -10,9 +10,10 @@ project never changes, its host only through a migration, so the host expires.
 
 from __future__ import annotations
 
-import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import aiohttp
 from multidict import CIMultiDict
@@ -117,11 +118,7 @@ class UpstreamBackend:
             headers["X-Auth-Token"] = self._cfg.service_auth.token
         return headers
 
-    async def resolve(self, instance_id: str) -> TargetInfo:
-        project = self._projects.get(instance_id)
-        cached_host = self._hosts.get(instance_id)
-        if project is not None and cached_host is not None and cached_host[1] > time.monotonic():
-            return TargetInfo(instance_id, project, cached_host[0])
+    async def _get_server(self, instance_id: str) -> Mapping[str, Any]:
         url = f"{self._base}/v2.1/servers/{instance_id}"
         try:
             async with self.session.get(url, headers=self._service_headers(),
@@ -130,14 +127,18 @@ class UpstreamBackend:
                     raise NotFound(f"Instance {instance_id} could not be found.")
                 if resp.status != 200:
                     raise TargetUnresolved(
-                        f"cannot resolve instance {instance_id}: upstream answered {resp.status}")
+                        f"cannot look up instance {instance_id}: upstream answered {resp.status}")
                 doc = await resp.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise TargetUnresolved(f"cannot resolve instance {instance_id}: {exc}") from exc
+            raise TargetUnresolved(f"cannot look up instance {instance_id}: {exc}") from exc
         server = doc.get("server") if isinstance(doc, Mapping) else None
         if not isinstance(server, Mapping) or not isinstance(server.get("tenant_id"), str):
-            raise TargetUnresolved(f"cannot resolve instance {instance_id}: no tenant_id")
-        project = server["tenant_id"]
+            raise TargetUnresolved(f"cannot look up instance {instance_id}: no tenant_id")
+        self._remember(instance_id, server)
+        return server
+
+    def _remember(self, instance_id: str, server: Mapping[str, Any]) -> TargetInfo:
+        project = str(server["tenant_id"])
         host = server.get("OS-EXT-SRV-ATTR:host")
         host = host if isinstance(host, str) and host else None
         if len(self._projects) >= _PROJECT_CACHE_MAX:
@@ -146,12 +147,30 @@ class UpstreamBackend:
         self._hosts[instance_id] = (host, time.monotonic() + self._host_ttl)
         return TargetInfo(instance_id, project, host)
 
+    async def resolve(self, instance_id: str) -> TargetInfo:
+        project = self._projects.get(instance_id)
+        cached_host = self._hosts.get(instance_id)
+        if project is not None and cached_host is not None and cached_host[1] > time.monotonic():
+            return TargetInfo(instance_id, project, cached_host[0])
+        return self._remember(instance_id, await self._get_server(instance_id))
 
-async def drain(response: ForwardResponse) -> bytes:
-    """Read a whole forwarded response body (for tests and small internal calls)."""
-    parts = [chunk async for chunk in response.chunks]
-    if response.release is not None:
-        res = response.release()
-        if asyncio.iscoroutine(res):
-            await res
-    return b"".join(parts)
+    async def status(self, instance_id: str) -> str:
+        return str((await self._get_server(instance_id)).get("status", ""))
+
+    async def power(self, instance_id: str, operation: str) -> None:
+        url = f"{self._base}/v2.1/servers/{instance_id}/action"
+        body = json.dumps({operation: None}).encode()
+        headers = {**self._service_headers(), "Content-Type": "application/json"}
+        try:
+            async with self.session.post(url, data=body, headers=headers) as resp:
+                if resp.status >= 300:
+                    text = (await resp.text())[:300]
+                    raise UpstreamError(f"{operation} of {instance_id} failed upstream: "
+                                        f"{resp.status} {text}")
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{operation} of {instance_id} timed out upstream") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamError(f"{operation} of {instance_id}: upstream unreachable") from exc
+
+    async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None) -> None:
+        """Nothing to do: Nova has no hypervisor-level boot block; the lock table enforces."""

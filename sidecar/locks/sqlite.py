@@ -189,5 +189,9 @@ class SqliteLockStore:
         await self._run(lambda c: c.execute(
             "UPDATE locks SET state = ?, note = ? WHERE id = ?", (state, note, lock_id)))
 
+    async def pending_locks(self) -> list[Lock]:
+        sql = f"SELECT {_COLUMNS} FROM locks WHERE state = 'pending' ORDER BY created_at, id"
+        return await self._run(lambda c: [_row_to_lock(r) for r in c.execute(sql)])
+
     async def count(self) -> int:
         return await self._run(lambda c: int(c.execute("SELECT count(*) FROM locks").fetchone()[0]))

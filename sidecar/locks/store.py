@@ -42,6 +42,9 @@ class LockStore(Protocol):
     async def set_state(self, lock_id: str, state: str, note: str = "") -> None:
         """Mark a lock active, pending or failed (suspend-lock bookkeeping)."""
 
+    async def pending_locks(self) -> list[Lock]:
+        """Locks whose suspend-lock did not finish (state ``pending``)."""
+
     async def count(self) -> int:
         """How many rows the table holds."""
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from sidecar import __version__
+from sidecar.cli_locks import add_lock_commands, run_lock_command
 from sidecar.config import Config, explain, load_config
 from sidecar.errors import ConfigError, SidecarError
 
@@ -21,6 +22,8 @@ examples:
   STATELOCK_LISTEN=0.0.0.0:8774 statelock serve --config /etc/statelock/statelock.yaml
   statelock check-config /etc/statelock/statelock.yaml
   statelock check-config --explain        # every key with its default and meaning
+  statelock locks list --target 8f0c...   # the lock API (STATELOCK_TOKEN=user:project:roles)
+  statelock suspend-lock 8f0c... --reason "billing: invoice 881 overdue"
 """
 
 
@@ -49,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", nargs="?", metavar="FILE", help="YAML config file")
     check.add_argument("--explain", action="store_true",
                        help="list every config key with its default and meaning")
+    add_lock_commands(sub)
     return parser
 
 
@@ -97,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args.config)
         if args.command == "check-config":
             return _check(args.file, args.explain)
+        if args.command in ("locks", "suspend-lock", "unlock-resume"):
+            return run_lock_command(args)
     except ConfigError as exc:
         print(f"statelock: configuration error: {exc.message}", file=sys.stderr)
         return 2

@@ -58,6 +58,15 @@ def server_view(inst: Instance, base_url: str, detail: bool) -> dict[str, Any]:
     }
 
 
+def _versions(base: str, version: str) -> dict[str, Any]:
+    """Nova's version documents, so clients' version discovery works against the driver."""
+    doc = {"id": "v2.1", "status": "CURRENT", "version": "2.104", "min_version": "2.1",
+           "updated": "2013-07-23T11:33:21Z", "links": [{"rel": "self", "href": f"{base}/v2.1/"}],
+           "media-types": [{"base": "application/json",
+                            "type": "application/vnd.openstack.compute+json;version=2.1"}]}
+    return {"version": doc} if version else {"versions": [doc]}
+
+
 async def _one(data: bytes) -> AsyncIterator[bytes]:
     yield data
 
@@ -123,11 +132,13 @@ class DriverBackend:
 
     async def _serve(self, request: ForwardRequest) -> ForwardResponse:
         path = request.path.partition("?")[0]
+        base = f"{request.scheme}://{request.host}"
+        if request.method in ("GET", "HEAD") and path.rstrip("/") in ("", "/v2.1", "/v2"):
+            return _response(200, _versions(base, path.strip("/")))
         m = _SERVERS_RE.match(path)
         if m is None:
             raise NotFound("The resource could not be found.")
         subject = self._identify(request.headers)
-        base = f"{request.scheme}://{request.host}"
         rest = [p for p in (m.group("rest") or "").split("/") if p]
         if request.method in ("GET", "HEAD") and len(rest) <= 1:
             if not rest or rest == ["detail"]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +51,8 @@ class FakeNova:
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     action_status: int = 202
+    # NOTE: a test hook: awaited before each request is answered (to hold or delay one).
+    gate: Callable[[Received], Awaitable[None]] | None = None
 
     def add_server(self, project_id: str = "demo", user_id: str = "alice",
                    host: str = "cmp-1", status: str = "ACTIVE") -> str:
@@ -72,6 +75,17 @@ class FakeNova:
                     "statelock:"))]
 
 
+def version_doc(origin: str, version: str) -> dict[str, Any]:
+    """Nova's version document for /v2.1 (or /v2)."""
+    current = version == "v2.1"
+    return {"id": version, "status": "CURRENT" if current else "SUPPORTED",
+            "version": "2.104" if current else "", "min_version": "2.1" if current else "",
+            "updated": "2013-07-23T11:33:21Z",
+            "links": [{"rel": "self", "href": f"{origin}/{version}/"}],
+            "media-types": [{"base": "application/json",
+                             "type": "application/vnd.openstack.compute+json;version=2.1"}]}
+
+
 def _server_id(parts: list[str]) -> str | None:
     if "servers" in parts:
         i = parts.index("servers")
@@ -85,8 +99,10 @@ def build_app(nova: FakeNova) -> web.Application:
 
     async def handler(request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        nova.received.append(Received(request.method, request.raw_path,
-                                      dict(request.headers), body))
+        received = Received(request.method, request.raw_path, dict(request.headers), body)
+        nova.received.append(received)
+        if nova.gate is not None:
+            await nova.gate(received)
         parts = [p for p in request.path.split("/") if p]
         sid = _server_id(parts)
         if sid is not None and sid not in nova.servers:
@@ -94,6 +110,12 @@ def build_app(nova: FakeNova) -> web.Application:
                 {"itemNotFound": {"code": 404, "message": f"Instance {sid} could not be found."}},
                 status=404)
         if request.method == "GET":
+            if parts in (["v2.1"], ["v2"]):
+                return web.json_response({"version": version_doc(str(request.url.origin()),
+                                                                 parts[0])})
+            if not parts:
+                origin = str(request.url.origin())
+                return web.json_response({"versions": [version_doc(origin, "v2.1")]})
             if sid is not None and parts[-1] == sid:
                 return web.json_response({"server": nova.servers[sid]})
             if parts[-1] in ("servers", "detail"):

@@ -1,0 +1,62 @@
+"""Running ``statelock serve`` as a real process for tests, and waiting until it is ready."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from tests.support.paths import ROOT
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(path: Path, raw: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+async def start_statelock(config: Path, port: int, log: Path,
+                          timeout_s: float = 20.0) -> asyncio.subprocess.Process:
+    """Start ``python -m sidecar serve`` and return once /statelock/v1/health answers."""
+    out = log.open("ab")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sidecar", "serve", "--config", str(config),
+        cwd=str(ROOT), stdout=out, stderr=out, env={"STATELOCK_LISTEN": f"127.0.0.1:{port}",
+                                                    "PATH": "/usr/bin:/bin"})
+    deadline = time.monotonic() + timeout_s
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.returncode is not None:
+                raise RuntimeError(f"statelock exited with {proc.returncode}: {log.read_text()}")
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/statelock/v1/livez") as resp:
+                    if resp.status == 200:
+                        return proc
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)
+    proc.kill()
+    raise RuntimeError(f"statelock did not start in {timeout_s}s: {log.read_text()}")
+
+
+async def stop(proc: asyncio.subprocess.Process) -> None:
+    """Terminate a process and wait for it."""
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()

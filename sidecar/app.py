@@ -16,14 +16,19 @@ from sidecar.classify import load_route_table
 from sidecar.config import Config
 from sidecar.enforce import Enforcer
 from sidecar.handlers import locks_api, nova, ops
-from sidecar.identity import subject_from_headers
+from sidecar.identity import HeaderIdentifier, Identifier
 from sidecar.locks.store import open_lock_store
 from sidecar.policy.engine import create_engine
 
 log = logging.getLogger(__name__)
 
 
-def create_backend(cfg: Config) -> Backend:
+def create_identifier(cfg: Config) -> Identifier:
+    """The identifier for the configured identity mode (not yet started)."""
+    return HeaderIdentifier(cfg.identity.mode, cfg.identity.admin_role)
+
+
+def create_backend(cfg: Config, identifier: Identifier) -> Backend:
     """The backend the config names (not yet started)."""
     if cfg.backend.kind == "upstream":
         from sidecar.backends.upstream import UpstreamBackend
@@ -31,9 +36,7 @@ def create_backend(cfg: Config) -> Backend:
         return UpstreamBackend(cfg.backend, cfg.target.host_ttl_s)
     from sidecar.backends.driver import DriverBackend
 
-    mode, admin_role = cfg.identity.mode, cfg.identity.admin_role
-    return DriverBackend(cfg.backend, lambda h: subject_from_headers(mode, h, admin_role),
-                         admin_role)
+    return DriverBackend(cfg.backend, identifier, cfg.identity.admin_role)
 
 
 async def _components(app: web.Application) -> AsyncIterator[None]:
@@ -42,7 +45,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     store = open_lock_store(cfg.lockstore.url)
     engine = create_engine(cfg.policy)
     audit = JsonlAuditLog(cfg.audit.path, cfg.audit.flush_window_ms, cfg.audit.fsync)
-    backend = create_backend(cfg)
+    identifier = create_identifier(cfg)
+    backend = create_backend(cfg, identifier)
     async with contextlib.AsyncExitStack() as stack:
         await store.open()
         stack.push_async_callback(store.close)
@@ -50,9 +54,11 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(engine.close)
         await audit.open()
         stack.push_async_callback(audit.close)
+        await identifier.start()
+        stack.push_async_callback(identifier.close)
         await backend.start()
         stack.push_async_callback(backend.close)
-        enforcer = Enforcer(cfg, table, backend, engine, store, audit)
+        enforcer = Enforcer(cfg, table, backend, engine, store, audit, identifier)
         app[ENFORCER] = enforcer
         # NOTE: pending suspend-locks are finished in the background; their locks apply already.
         reconcile = asyncio.create_task(enforcer.locks.reconcile(), name="statelock-reconcile")

@@ -326,12 +326,12 @@ def classify(
         return _classify_server(method, rest[1:], headers, body, table, max_json_depth, base)
     if rest[0] in table.other_resources:
         if method in ("GET", "HEAD", "OPTIONS"):
-            return Action(name=rest[0], kind="read", **base)  # type: ignore[arg-type]
+            return Action(name=rest[0], kind="read", **base)
         if method in ("POST", "PUT"):
             body_value = parse_json_body(body, headers.get("Content-Type", ""), max_json_depth)
         else:
             body_value = None
-        return Action(name=rest[0], kind="state_change", body=body_value, **base)  # type: ignore[arg-type]
+        return Action(name=rest[0], kind="state_change", body=body_value, **base)
     return _unknown_or_read(method, base, "unknown_route")
 
 

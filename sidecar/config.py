@@ -96,7 +96,8 @@ class AuditConfig:
     """The decision log."""
 
     path: str = _help("JSONL decision log; one record per state-changing request.", default="statelock-decisions.jsonl")
-    on_failure: str = _help("'deny' (refuse state changes when the log can't be written) or 'continue'.", default="deny")
+    on_failure: str = _help("'deny' (refuse state changes when the log can't be written) or 'continue'.",
+                            default="deny")
     flush_window_ms: float = _help(
         "Group commit: records arriving within this window share one fsync.", default=2.0
     )
@@ -306,9 +307,10 @@ def explain(cls: type[Any] = Config, prefix: str = "") -> list[tuple[str, str, s
         if dataclasses.is_dataclass(tp) and isinstance(tp, type):
             rows.extend(explain(tp, key + "."))
             continue
+        default: Any = None
         if f.default is not dataclasses.MISSING:
-            default: Any = f.default
-        else:
-            default = f.default_factory()  # type: ignore[misc]
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
         rows.append((key, repr(default), f.metadata.get("help", "")))
     return rows

@@ -30,7 +30,7 @@ from sidecar.config import Config
 from sidecar.errors import BadRequest, SidecarError
 from sidecar.faults import fault_body, version_headers
 from sidecar.guard import ALL_INSTANCES, InstanceGuard
-from sidecar.identity import Subject, subject_from_headers
+from sidecar.identity import Identifier, Subject
 from sidecar.lockops import LockService
 from sidecar.locks.model import Lock, rfc3339
 from sidecar.locks.store import LockStore
@@ -79,13 +79,15 @@ class Enforcer:
     """The request path over its protocols (Backend, PolicyEngine, LockStore, AuditLog)."""
 
     def __init__(self, cfg: Config, table: RouteTable, backend: Backend, engine: PolicyEngine,
-                 store: LockStore, audit: AuditLog, guard: InstanceGuard | None = None) -> None:
+                 store: LockStore, audit: AuditLog, identifier: Identifier,
+                 guard: InstanceGuard | None = None) -> None:
         self.cfg = cfg
         self.table = table
         self.backend = backend
         self.engine = engine
         self.store = store
         self.audit = audit
+        self.identifier = identifier
         self.guard = guard or InstanceGuard()
         self.recorder = Recorder(cfg, audit, engine)
         self.locks = LockService(cfg, backend, engine, store, self.recorder, self.guard)
@@ -107,8 +109,7 @@ class Enforcer:
         if action.kind == "read" and self.cfg.classifier.reads_skip_policy:
             return await self._read(req, action)
         try:
-            subject = subject_from_headers(self.cfg.identity.mode, req.headers,
-                                           self.cfg.identity.admin_role)
+            subject = await self.identifier.identify(req.headers)
         except SidecarError as exc:
             return await self._refuse(req, ctx, exc)
         if action.kind in ("lock", "unlock"):

@@ -73,8 +73,12 @@ class InstanceGuard:
                 entry.writers_waiting += 1
                 try:
                     await entry.cond.wait_for(lambda: not entry.writer and entry.readers == 0)
-                finally:
+                except BaseException:
+                    # NOTE: a writer that gives up (cancelled) must wake the shared holders it held back.
                     entry.writers_waiting -= 1
+                    entry.cond.notify_all()
+                    raise
+                entry.writers_waiting -= 1
                 entry.writer = True
             try:
                 yield

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sidecar.errors import Unauthorized
 
@@ -66,3 +66,36 @@ def subject_from_headers(mode: str, headers: Mapping[str, str], admin_role: str 
     if mode == "noauth":
         return subject_from_noauth(headers.get("X-Auth-Token"), admin_role)
     return subject_from_trusted_headers(headers)
+
+
+class Identifier(Protocol):
+    """Turns a request's headers into a Subject; raises Unauthorized (401) or a 503 error.
+
+    Implementations that call out (Keystone) cache and must never log tokens.
+    """
+
+    async def start(self) -> None:
+        """Open sessions."""
+
+    async def close(self) -> None:
+        """Close them."""
+
+    async def identify(self, headers: Mapping[str, str]) -> Subject:
+        """The Subject of a request."""
+
+
+class HeaderIdentifier:
+    """``noauth`` and ``trusted-headers``: identity read from the headers alone."""
+
+    def __init__(self, mode: str, admin_role: str = "admin") -> None:
+        self.mode = mode
+        self.admin_role = admin_role
+
+    async def start(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def identify(self, headers: Mapping[str, str]) -> Subject:
+        return subject_from_headers(self.mode, headers, self.admin_role)

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -139,19 +139,24 @@ def _fsync_dir(directory: Path) -> None:
 class JsonlAuditLog:
     """An AuditLog writing one JSON line per record to a file (see module docstring).
 
-    ``max_bytes`` 0 never rotates. ``written`` counts records on disk, ``batches``
-    the writes that put them there, ``failures`` the records that could not be
-    written, ``rotations`` the files rotated away.
+    ``max_bytes`` 0 never rotates. ``on_written``, if given, is called in the event
+    loop with each batch of records once they are on disk (with their ``seq``,
+    ``prev_hash`` and ``hash``): the place to hand them to a ``DecisionShipper``; it
+    must not block, and what it raises is logged and ignored. ``written`` counts
+    records on disk, ``batches`` the writes that put them there, ``failures`` the
+    records that could not be written, ``rotations`` the files rotated away.
     """
 
     def __init__(self, path: str, flush_window_ms: float = 2.0, fsync: bool = True,
-                 max_bytes: int = 0) -> None:
+                 max_bytes: int = 0,
+                 on_written: Callable[[Sequence[dict[str, Any]]], None] | None = None) -> None:
         if max_bytes < 0:
             raise ValueError("max_bytes must be zero (never rotate) or positive")
         self._path = Path(path)
         self._window = flush_window_ms / 1000.0
         self._fsync = fsync
         self._max_bytes = max_bytes
+        self._on_written = on_written
         self._pending: list[_Pending] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -324,6 +329,11 @@ class JsonlAuditLog:
         for _, fut in batch:
             if fut is not None and not fut.done():
                 fut.set_result(None)
+        if self._on_written is not None:
+            try:
+                self._on_written([record for record, _ in batch])
+            except Exception:  # NOTE: a listener's bug must not stop the log.
+                log.exception("decision log listener failed")
         if self._max_bytes and self._size >= self._max_bytes:
             try:
                 await asyncio.to_thread(self._rotate)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator
 from typing import Any
 
 import drivers
@@ -22,7 +22,7 @@ from sidecar.backends.base import ForwardRequest, ForwardResponse, TargetInfo
 from sidecar.config import BackendConfig
 from sidecar.errors import BackendError, NotFound, SidecarError, TargetUnresolved
 from sidecar.faults import fault_body
-from sidecar.identity import Subject
+from sidecar.identity import Identifier, Subject
 
 _SERVERS_RE = re.compile(r"^(?:/[^/]+)*?/v2(?:\.1)?(?:/[0-9a-f-]+)?/servers(?:/(?P<rest>.*))?$")
 _DRIVER_STATUS = {
@@ -85,12 +85,11 @@ def _fault(exc: SidecarError) -> ForwardResponse:
 class DriverBackend:
     """A Backend over a hypervisor driver (see module docstring)."""
 
-    def __init__(self, cfg: BackendConfig, identify: Callable[[Mapping[str, str]], Subject],
-                 admin_role: str = "admin") -> None:
+    def __init__(self, cfg: BackendConfig, identifier: Identifier, admin_role: str = "admin") -> None:
         settings = dict(cfg.driver)
         self._name = str(settings.pop("name"))
         self._settings = settings
-        self._identify = identify
+        self._identifier = identifier
         self._admin_role = admin_role
         self._driver: Driver | None = None
 
@@ -138,7 +137,7 @@ class DriverBackend:
         m = _SERVERS_RE.match(path)
         if m is None:
             raise NotFound("The resource could not be found.")
-        subject = self._identify(request.headers)
+        subject = await self._identifier.identify(request.headers)
         rest = [p for p in (m.group("rest") or "").split("/") if p]
         if request.method in ("GET", "HEAD") and len(rest) <= 1:
             if not rest or rest == ["detail"]:

@@ -20,7 +20,7 @@ from sidecar.classify import parse_json_body
 from sidecar.errors import BadRequest, NotFound, SidecarError
 from sidecar.faults import fault_body
 from sidecar.handlers.openapi import OPENAPI
-from sidecar.identity import Subject, subject_from_headers
+from sidecar.identity import Subject
 from sidecar.locks.model import LOCK_KINDS, LOCK_SCOPES, Lock, LockFilter, parse_rfc3339
 from sidecar.recorder import DECISION_HEADER, Ctx
 
@@ -43,9 +43,8 @@ def _json(doc: Any, status: int = 200, decision_id: str | None = None) -> web.Re
     return resp
 
 
-def _subject(request: web.Request) -> Subject:
-    cfg = request.app[ENFORCER].cfg
-    return subject_from_headers(cfg.identity.mode, request.headers, cfg.identity.admin_role)
+async def _subject(request: web.Request) -> Subject:
+    return await request.app[ENFORCER].identifier.identify(request.headers)
 
 
 def _ctx(request: web.Request) -> Ctx:
@@ -82,7 +81,7 @@ async def create_lock(request: web.Request) -> web.Response:
     """``POST /statelock/v1/locks {"lock": {kind, scope, target, reason, expires_at}}`` -> 201."""
     ctx = _ctx(request)
     try:
-        subject = _subject(request)
+        subject = await _subject(request)
         body = await _body(request)
         spec = body.get("lock")
         if not isinstance(spec, dict) or set(body) != {"lock"}:
@@ -126,7 +125,7 @@ def _visible(subject: Subject, lock: Lock) -> bool:
 async def list_locks(request: web.Request) -> web.Response:
     """``GET /statelock/v1/locks?scope&target&kind&owner&active``."""
     try:
-        subject = _subject(request)
+        subject = await _subject(request)
         q = request.query
         unknown = set(q) - {"scope", "target", "kind", "owner", "active"}
         if unknown:
@@ -148,7 +147,7 @@ async def list_locks(request: web.Request) -> web.Response:
 async def show_lock(request: web.Request) -> web.Response:
     """``GET /statelock/v1/locks/{id}``."""
     try:
-        subject = _subject(request)
+        subject = await _subject(request)
         lock = await request.app[ENFORCER].store.get(request.match_info["lock_id"])
         if lock is None or not _visible(subject, lock):
             raise NotFound(f"Lock {request.match_info['lock_id']} could not be found.")
@@ -161,7 +160,7 @@ async def delete_lock(request: web.Request) -> web.Response:
     """``DELETE /statelock/v1/locks/{id}`` -> 204 (policy action ``unlock``)."""
     ctx = _ctx(request)
     try:
-        subject = _subject(request)
+        subject = await _subject(request)
         await request.app[ENFORCER].locks.lift(ctx, subject, request.match_info["lock_id"])
     except SidecarError as exc:
         return _error(exc, ctx.decision_id)
@@ -174,7 +173,7 @@ async def suspend_lock(request: web.Request) -> web.Response:
     """``POST /statelock/v1/instances/{id}/suspend-lock {"reason", "kind"}``."""
     ctx = _ctx(request)
     try:
-        subject = _subject(request)
+        subject = await _subject(request)
         body = await _body(request)
         unknown = set(body) - {"reason", "kind"}
         if unknown:
@@ -194,7 +193,7 @@ async def unlock_resume(request: web.Request) -> web.Response:
     """``POST /statelock/v1/instances/{id}/unlock-resume {}``."""
     ctx = _ctx(request)
     try:
-        subject = _subject(request)
+        subject = await _subject(request)
         body = await _body(request)
         if body:
             raise BadRequest("unlock-resume takes an empty body")

@@ -12,7 +12,7 @@ _FAULT = {"type": "object", "description": "Nova-shaped fault: {\"<faultName>\":
 _OWNER = {"type": "object", "properties": {"user_id": {"type": "string"},
                                            "project_id": {"type": "string"},
                                            "roles": {"type": "array", "items": {"type": "string"}}}}
-_LOCK = {
+_LOCK: dict[str, Any] = {
     "type": "object",
     "required": ["id", "kind", "scope", "target", "reason", "owner", "created_at"],
     "properties": {

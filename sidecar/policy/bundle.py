@@ -35,10 +35,19 @@ def _merge(into: dict[str, Any], path: tuple[str, ...], value: Any, source: Path
             raise PolicyError(f"{source}: data conflicts at {'.'.join(path)}")
     if not isinstance(value, dict):
         raise PolicyError(f"{source}: a data.json must hold an object")
+    _merge_objects(node, value, source)
+
+
+def _merge_objects(node: dict[str, Any], value: dict[str, Any], source: Path) -> None:
+    # NOTE: objects merge recursively, as OPA's merge.InterfaceMaps does, so the result
+    # does not depend on whether a directory sorts before or after a sibling data.json.
     for key, item in value.items():
-        if key in node:
+        if key not in node:
+            node[key] = item
+        elif isinstance(node[key], dict) and isinstance(item, dict):
+            _merge_objects(node[key], item, source)
+        else:
             raise PolicyError(f"{source}: data key {key!r} defined twice")
-        node[key] = item
 
 
 def load_bundle(root: str | Path) -> Bundle:
@@ -49,8 +58,10 @@ def load_bundle(root: str | Path) -> Bundle:
     modules: dict[str, str] = {}
     data: dict[str, Any] = {}
     digest = hashlib.sha256()
+    current = base
     try:
         for path in sorted(base.rglob("*")):
+            current = path
             rel = path.relative_to(base)
             if not path.is_file() or any(p.startswith(".") and p != ".manifest" for p in rel.parts):
                 continue
@@ -63,11 +74,14 @@ def load_bundle(root: str | Path) -> Bundle:
                 digest.update(str(rel).encode() + b"\0" + text.encode())
                 _merge(data, rel.parent.parts, json.loads(text), path)
         manifest_path = base / ".manifest"
-        manifest: dict[str, Any] = {}
+        manifest: Any = {}
         if manifest_path.exists():
+            current = manifest_path
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PolicyError(f"policy bundle {base}: {exc}") from exc
+        raise PolicyError(f"policy bundle {base}: {current}: {exc}") from exc
+    if not isinstance(manifest, dict):
+        raise PolicyError(f"policy bundle {base}: {manifest_path} must hold a JSON object")
     if not modules:
         raise PolicyError(f"policy bundle {base} holds no .rego policy")
     revision = str(manifest.get("revision") or "")

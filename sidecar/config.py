@@ -24,6 +24,10 @@ import yaml
 from sidecar.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+# NOTE: from a checkout the map is found next to the package; installed (the container),
+# it is config/actions.yaml under the working directory.
+_DEFAULT_ACTIONS = (str(REPO_ROOT / "config" / "actions.yaml")
+                    if (REPO_ROOT / "config" / "actions.yaml").exists() else "config/actions.yaml")
 
 
 def _help(text: str, **kw: Any) -> Any:
@@ -108,7 +112,7 @@ class AuditConfig:
 class ClassifierConfig:
     """How requests are classified."""
 
-    actions: str = _help("The Nova route/action map.", default=str(REPO_ROOT / "config" / "actions.yaml"))
+    actions: str = _help("The Nova route/action map.", default=_DEFAULT_ACTIONS)
     reads_skip_policy: bool = _help("Forward reads without asking the policy (the fast path).", default=True)
 
 

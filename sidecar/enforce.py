@@ -34,6 +34,7 @@ from sidecar.identity import Identifier, Subject
 from sidecar.lockops import LockService
 from sidecar.locks.model import Lock, rfc3339
 from sidecar.locks.store import LockStore
+from sidecar.metrics import Metrics
 from sidecar.policy.engine import PolicyEngine
 from sidecar.recorder import DECISION_HEADER, Ctx, Denied, Recorder, action_input
 
@@ -89,7 +90,8 @@ class Enforcer:
         self.audit = audit
         self.identifier = identifier
         self.guard = guard or InstanceGuard()
-        self.recorder = Recorder(cfg, audit, engine)
+        self.metrics = Metrics()
+        self.recorder = Recorder(cfg, audit, engine, self.metrics)
         self.locks = LockService(cfg, backend, engine, store, self.recorder, self.guard)
 
     # -- entry point -----------------------------------------------------------------------
@@ -119,7 +121,7 @@ class Enforcer:
     # -- reads -----------------------------------------------------------------------------
 
     async def _read(self, req: IncomingRequest, action: Action) -> Reply:
-        self.recorder.counts[("read", "forwarded")] += 1
+        self.metrics.reads.inc()
         detail = _LOCK_VIEWS.get(action.name)
         if detail is None or not action.at_least(2, 9):
             return await self._forward(req, action, None)
@@ -218,6 +220,7 @@ class Enforcer:
         except SidecarError as exc:
             return error_reply(exc, ctx.reply_headers(), ctx.decision_id)
         ctx.lap("timer_audit_ns", t)
+        self.metrics.decision_seconds.observe(time.perf_counter() - ctx.started)
         if not forward:
             return error_reply(Denied(decision, action.instance_id), ctx.reply_headers(),
                                ctx.decision_id)
@@ -246,11 +249,13 @@ class Enforcer:
         try:
             resp = await self.backend.forward(fwd)
         except SidecarError as exc:
+            self.metrics.upstream_seconds.labels(self.cfg.backend.kind).observe(time.perf_counter() - t)
             if ctx is None:
                 return error_reply(exc, version_headers(None if action.legacy_v2
                                                         else action.microversion))
             await self.recorder.completion(ctx, exc.status, time.perf_counter() - t, exc.code)
             return error_reply(exc, ctx.reply_headers(), ctx.decision_id)
+        self.metrics.upstream_seconds.labels(self.cfg.backend.kind).observe(time.perf_counter() - t)
         headers = list(resp.headers)
         if ctx is not None:
             headers.append((DECISION_HEADER, ctx.decision_id))
@@ -261,7 +266,7 @@ class Enforcer:
     async def _refuse(self, req: IncomingRequest, ctx: Ctx, exc: SidecarError) -> Reply:
         """Refuse a request that can't be classified or identified; record non-reads."""
         if req.method.upper() in ("GET", "HEAD", "OPTIONS"):
-            self.recorder.counts[("refused", exc.code)] += 1
+            self.metrics.refusals.labels(exc.code).inc()
             headers = ctx.reply_headers()[:-1] if ctx.action else []
             return error_reply(exc, headers)
         return await self._refuse_ctx(ctx, exc)

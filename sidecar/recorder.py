@@ -10,11 +10,9 @@ any other ``SidecarError``.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,6 +23,7 @@ from sidecar.classify import Action
 from sidecar.config import Config
 from sidecar.errors import AuditError, SidecarError
 from sidecar.faults import version_headers
+from sidecar.metrics import Metrics
 from sidecar.policy.decision import Decision
 from sidecar.policy.engine import PolicyEngine
 
@@ -74,12 +73,12 @@ class Ctx:
 class Recorder:
     """Writes decision records (see module docstring) and counts outcomes."""
 
-    def __init__(self, cfg: Config, audit: AuditLog, engine: PolicyEngine) -> None:
+    def __init__(self, cfg: Config, audit: AuditLog, engine: PolicyEngine, metrics: Metrics) -> None:
         self.cfg = cfg
         self.audit = audit
         self.engine = engine
         self.labels = {"app": "statelock", "mode": cfg.mode}
-        self.counts: Counter[tuple[str, str]] = Counter()
+        self.metrics = metrics
         self._req_ids = itertools.count(1)
 
     def _record(self, ctx: Ctx, input_doc: dict[str, Any], decision: Decision | None,
@@ -113,10 +112,11 @@ class Recorder:
             record["statelock"]["would_have"] = {"status": decision.status,
                                                  "reasons": list(decision.reasons)}
         name = ctx.action.name if ctx.action else str(input_doc.get("action", {}).get("name"))
-        self.counts[(name, outcome)] += 1
+        self.metrics.decisions.labels(outcome, name).inc()
         try:
             await self.audit.append(record, durable=acting)
         except AuditError as exc:
+            self.metrics.audit_failures.inc()
             if acting and self.cfg.audit.on_failure == "deny":
                 raise
             log.warning("decision %s not recorded: %s", ctx.decision_id, exc.message)
@@ -125,20 +125,23 @@ class Recorder:
         """Record a request that failed closed (engine, store or target fault)."""
         log.error("decision %s failed closed: %s: %s", ctx.decision_id, exc.code, exc.message)
         name = ctx.action.name if ctx.action else "unknown"
-        self.counts[(name, "error")] += 1
+        self.metrics.decisions.labels("error", name).inc()
         try:
             await self.audit.append(self._record(ctx, input_doc, None, "error", exc.status, exc))
         except AuditError:
+            self.metrics.audit_failures.inc()
             log.error("decision %s (an error) could not be recorded", ctx.decision_id)
 
     async def refusal(self, ctx: Ctx, exc: SidecarError) -> None:
         """Record a request refused before any decision (malformed, unidentified)."""
-        self.counts[("refused", exc.code)] += 1
+        self.metrics.refusals.labels(exc.code).inc()
         input_doc: dict[str, Any] = {"request": {"method": ctx.method, "path": ctx.path[:2048]}}
         if ctx.action is not None:
             input_doc["action"] = action_input(ctx.action)
-        with contextlib.suppress(AuditError):
+        try:
             await self.audit.append(self._record(ctx, input_doc, None, "error", exc.status, exc))
+        except AuditError:
+            self.metrics.audit_failures.inc()
 
     async def completion(self, ctx: Ctx, status: int, latency_s: float,
                          error_code: str | None) -> None:
@@ -150,9 +153,11 @@ class Recorder:
             "statelock": {"upstream": {"status": status, "latency_ms": round(latency_s * 1e3, 3)},
                           "error_code": error_code},
         }
-        # NOTE: the decision itself is already durable; a failure here is counted by the log.
-        with contextlib.suppress(AuditError):
+        # NOTE: the decision itself is already durable; a failure here is only counted.
+        try:
             await self.audit.append(record, durable=False)
+        except AuditError:
+            self.metrics.audit_failures.inc()
 
 
 def action_input(action: Action) -> dict[str, Any]:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from sidecar.appkeys import ENFORCER
+from sidecar.errors import SidecarError
+from sidecar.locks.model import LOCK_KINDS
 
 
 async def health(request: web.Request) -> web.Response:
@@ -33,8 +36,26 @@ async def live(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text format."""
+    enforcer = request.app[ENFORCER]
+    m = enforcer.metrics
+    policy = enforcer.engine.health()
+    m.policy.info({"engine": str(policy.get("engine", "")), "revision": enforcer.engine.revision})
+    try:
+        by_kind = await enforcer.store.count_in_force_by_kind(datetime.now(UTC))
+    except SidecarError:
+        by_kind = {}
+    for kind in LOCK_KINDS:
+        m.active_locks.labels(kind).set(by_kind.get(kind, 0))
+    return web.Response(body=m.render(), content_type="text/plain", charset="utf-8",
+                        headers={"X-Content-Type-Options": "nosniff"})
+
+
 def add_routes(app: web.Application) -> None:
     """Register the ops routes."""
     app.router.add_get("/statelock/v1/health", health)
     app.router.add_get("/statelock/v1/readyz", health)
     app.router.add_get("/statelock/v1/livez", live)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/statelock/v1/metrics", metrics)

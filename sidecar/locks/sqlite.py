@@ -193,5 +193,10 @@ class SqliteLockStore:
         sql = f"SELECT {_COLUMNS} FROM locks WHERE state = 'pending' ORDER BY created_at, id"
         return await self._run(lambda c: [_row_to_lock(r) for r in c.execute(sql)])
 
+    async def count_in_force_by_kind(self, now: datetime) -> dict[str, int]:
+        sql = ("SELECT kind, count(*) FROM locks WHERE expires_at IS NULL OR expires_at > ? "
+               "GROUP BY kind")
+        return await self._run(lambda c: {str(k): int(n) for k, n in c.execute(sql, (now.timestamp(),))})
+
     async def count(self) -> int:
         return await self._run(lambda c: int(c.execute("SELECT count(*) FROM locks").fetchone()[0]))

@@ -45,6 +45,9 @@ class LockStore(Protocol):
     async def pending_locks(self) -> list[Lock]:
         """Locks whose suspend-lock did not finish (state ``pending``)."""
 
+    async def count_in_force_by_kind(self, now: datetime) -> dict[str, int]:
+        """How many locks of each kind are in force."""
+
     async def count(self) -> int:
         """How many rows the table holds."""
 

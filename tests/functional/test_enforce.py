@@ -293,3 +293,21 @@ async def test_health_reports_revision(stack: Stack) -> None:
     assert doc["policy"]["revision"]
     assert doc["lockstore"]["ok"] is True
     assert json.dumps(doc)
+
+
+async def test_metrics_count_decisions_and_locks(stack: Stack) -> None:
+    sid = stack.nova.add_server()
+    await _lock(stack, sid, OWNER)
+    await stack.action(sid, {"suspend": None})
+    await stack.action(sid, {"suspend": None, "resume": None})
+    await stack.client.get(f"/v2.1/servers/{sid}", headers={"X-Auth-Token": OWNER})
+    resp = await stack.client.get("/metrics")
+    assert resp.status == 200
+    text = await resp.text()
+    assert 'statelock_decisions_total{action="suspend",outcome="deny"} 1.0' in text
+    assert 'statelock_decisions_total{action="lock",outcome="allow"} 1.0' in text
+    assert 'statelock_refused_requests_total{code="bad_request"} 1.0' in text
+    assert 'statelock_active_locks{kind="state"} 1.0' in text
+    assert "statelock_reads_forwarded_total 1.0" in text
+    assert 'statelock_policy_info{engine="embedded",revision="statelock-policy-1"} 1.0' in text
+    assert "statelock_decision_seconds_count" in text

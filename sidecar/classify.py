@@ -93,6 +93,7 @@ class RouteTable:
     actions: Mapping[str, _ActionSpec]
     migration_actions: Mapping[str, _ActionSpec]
     other_resources: frozenset[str]
+    other_routes: tuple[_Route, ...] = ()
 
 
 def _parse_version(text: str) -> tuple[int, int]:
@@ -100,6 +101,13 @@ def _parse_version(text: str) -> tuple[int, int]:
     if not m:
         raise ValueError(text)
     return int(m.group(1)), int(m.group(2))
+
+
+def _route(r: Mapping[str, Any], i: int, path: str | Path, section: str) -> _Route:
+    if r["kind"] not in _ROUTE_KINDS:
+        raise ConfigError(f"{path}: {section}[{i}].kind {r['kind']!r} is not a kind")
+    segs = tuple(s for s in str(r["path"]).split("/") if s)
+    return _Route(segs, str(r["method"]).upper(), r["kind"], r["name"])
 
 
 def load_route_table(path: str | Path) -> RouteTable:
@@ -112,12 +120,7 @@ def load_route_table(path: str | Path) -> RouteTable:
         raise ConfigError(f"classifier.actions: {path} must hold a mapping")
     try:
         mv = raw["microversion"]
-        routes = []
-        for i, r in enumerate(raw["server_routes"]):
-            if r["kind"] not in _ROUTE_KINDS:
-                raise ConfigError(f"{path}: server_routes[{i}].kind {r['kind']!r} is not a kind")
-            segs = tuple(s for s in str(r["path"]).split("/") if s)
-            routes.append(_Route(segs, str(r["method"]).upper(), r["kind"], r["name"]))
+        routes = [_route(r, i, path, "server_routes") for i, r in enumerate(raw["server_routes"])]
 
         def specs(section: Mapping[str, Any]) -> dict[str, _ActionSpec]:
             out = {}
@@ -138,6 +141,8 @@ def load_route_table(path: str | Path) -> RouteTable:
             actions=specs(raw["actions"]),
             migration_actions=specs(raw.get("migration_actions", {})),
             other_resources=frozenset(raw.get("other_resources", [])),
+            other_routes=tuple(_route(r, i, path, "other_routes")
+                               for i, r in enumerate(raw.get("other_routes", []))),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConfigError(f"classifier.actions: {path} is malformed near {exc}") from exc
@@ -324,6 +329,10 @@ def classify(
         if trailing and method not in ("GET", "HEAD"):
             raise NotFound("The resource could not be found.")
         return _classify_server(method, rest[1:], headers, body, table, max_json_depth, base)
+    special = next((r for r in table.other_routes if r.method == method and _match(r.segments, rest)),
+                   None)
+    if special is not None:
+        return Action(name=special.name, kind=special.kind, **base)
     if rest[0] in table.other_resources:
         if method in ("GET", "HEAD", "OPTIONS"):
             return Action(name=rest[0], kind="read", **base)

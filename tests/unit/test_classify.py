@@ -296,8 +296,6 @@ def test_other_resource_write_body_is_parsed(table: RouteTable) -> None:
     assert info.value.status == 415
 
 
-@pytest.mark.xfail(strict=True, reason="nova-api.md s3: os-hosts reboot/shutdown/startup change host power via "
-                   "GET, but GET on other_resources is always read; needs a route in actions.yaml")
 @pytest.mark.parametrize("verb", ["reboot", "shutdown", "startup"])
 def test_host_power_actions_by_get_are_state_changes(table: RouteTable, verb: str) -> None:
     action = run(table, "GET", f"/v2.1/os-hosts/compute1/{verb}")

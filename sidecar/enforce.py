@@ -200,12 +200,16 @@ class Enforcer:
         t = ctx.started
         input_doc: dict[str, Any] = {"subject": subject.as_input(), "action": action_input(action)}
         try:
-            scoped = await self.store.has_scoped_locks(now)
+            if action.instance_id is not None:
+                locks, scoped = await self.store.instance_locks(action.instance_id, now)
+            else:
+                locks, scoped = [], True
             target = await self._target(action, subject, scoped)
             input_doc["target"] = {"instance_id": target.instance_id or None,
                                    "project_id": target.project_id, "host": target.host}
-            locks = await self.store.effective_locks(
-                target.instance_id or None, target.project_id, target.host, now)
+            if scoped and (target.project_id or target.host):
+                locks = await self.store.effective_locks(
+                    target.instance_id or None, target.project_id, target.host, now)
             t = ctx.lap("timer_lock_read_ns", t)
             input_doc.update(now=rfc3339(now), locks=[lk.as_input() for lk in locks])
             decision = await self.engine.decide(input_doc)

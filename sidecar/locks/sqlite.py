@@ -135,6 +135,19 @@ class SqliteLockStore:
                "AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at, id")
         return await self._run(lambda c: [_row_to_lock(r) for r in c.execute(sql, args)])
 
+    async def instance_locks(self, instance_id: str, now: datetime) -> tuple[list[Lock], bool]:
+        ts = now.timestamp()
+        sql = (f"SELECT {_COLUMNS} FROM locks WHERE scope = 'instance' AND target = ? "
+               "AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at, id")
+        scoped_sql = ("SELECT 1 FROM locks WHERE scope != 'instance' "
+                      "AND (expires_at IS NULL OR expires_at > ?) LIMIT 1")
+
+        def both(c: sqlite3.Connection) -> tuple[list[Lock], bool]:
+            locks = [_row_to_lock(r) for r in c.execute(sql, (instance_id, ts))]
+            return locks, c.execute(scoped_sql, (ts,)).fetchone() is not None
+
+        return await self._run(both)
+
     async def has_scoped_locks(self, now: datetime) -> bool:
         sql = ("SELECT 1 FROM locks WHERE scope != 'instance' "
                "AND (expires_at IS NULL OR expires_at > ?) LIMIT 1")

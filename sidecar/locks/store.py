@@ -24,6 +24,13 @@ class LockStore(Protocol):
     ) -> list[Lock]:
         """Locks in force at ``now`` on the instance, its project or its host."""
 
+    async def instance_locks(self, instance_id: str, now: datetime) -> tuple[list[Lock], bool]:
+        """Locks in force on the instance itself, and whether any project or host lock is.
+
+        One round trip for the common case; when the flag is true the caller resolves
+        the instance's project and host and asks ``effective_locks``.
+        """
+
     async def has_scoped_locks(self, now: datetime) -> bool:
         """True when any project or host lock is in force (then targets must be resolved)."""
 

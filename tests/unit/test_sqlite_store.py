@@ -128,6 +128,18 @@ async def test_has_scoped_locks(store: SqliteLockStore) -> None:
     assert not await store.has_scoped_locks(NOW + timedelta(seconds=10))
 
 
+async def test_instance_locks_returns_own_locks_and_the_scoped_flag(store: SqliteLockStore) -> None:
+    assert await store.instance_locks(INSTANCE, NOW) == ([], False)
+    await store.add(make_lock("lk-i"))
+    await store.add(make_lock("lk-o", target=OTHER))
+    await store.add(make_lock("lk-x", expires_in=0))
+    locks, scoped = await store.instance_locks(INSTANCE, NOW)
+    assert ids(locks) == ["lk-i"] and scoped is False
+    await store.add(make_lock("lk-p", scope="project", target="demo"))
+    locks, scoped = await store.instance_locks(INSTANCE, NOW)
+    assert ids(locks) == ["lk-i"] and scoped is True
+
+
 @pytest.fixture
 async def populated(store: SqliteLockStore) -> SqliteLockStore:
     await store.add(make_lock("lk-1", created=1))

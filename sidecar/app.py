@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sidecar.appkeys import CONFIG, ENFORCER
+from sidecar.appkeys import CONFIG, ENFORCER, SHIPPER
 from sidecar.audit.log import JsonlAuditLog
+from sidecar.audit.shipping import DecisionShipper
 from sidecar.backends.base import Backend
 from sidecar.classify import load_route_table
 from sidecar.config import Config
 from sidecar.enforce import Enforcer
-from sidecar.handlers import locks_api, nova, ops
+from sidecar.handlers import decisions_api, locks_api, nova, ops
 from sidecar.identity import HeaderIdentifier, Identifier
 from sidecar.locks.store import open_lock_store
 from sidecar.policy.engine import create_engine
@@ -25,6 +26,10 @@ log = logging.getLogger(__name__)
 
 def create_identifier(cfg: Config) -> Identifier:
     """The identifier for the configured identity mode (not yet started)."""
+    if cfg.identity.mode == "keystone":
+        from sidecar.keystone import KeystoneIdentifier
+
+        return KeystoneIdentifier(cfg.identity.keystone, cfg.identity.admin_role)
     return HeaderIdentifier(cfg.identity.mode, cfg.identity.admin_role)
 
 
@@ -39,20 +44,39 @@ def create_backend(cfg: Config, identifier: Identifier) -> Backend:
     return DriverBackend(cfg.backend, identifier, cfg.identity.admin_role)
 
 
+async def _start_shipper(cfg: Config, stack: contextlib.AsyncExitStack) -> DecisionShipper | None:
+    ship = cfg.audit.shipping
+    if ship.url is None:
+        return None
+    shipper = DecisionShipper(ship.url, ship.spool_dir, max_batch_records=ship.max_batch_records,
+                              max_spool_bytes=ship.max_spool_bytes, linger_s=ship.linger_s,
+                              timeout_s=ship.timeout_s)
+    await shipper.start()
+    stack.push_async_callback(shipper.close)
+    return shipper
+
+
 async def _components(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     table = load_route_table(cfg.classifier.actions)
     store = open_lock_store(cfg.lockstore.url)
     engine = create_engine(cfg.policy)
-    audit = JsonlAuditLog(cfg.audit.path, cfg.audit.flush_window_ms, cfg.audit.fsync)
     identifier = create_identifier(cfg)
     backend = create_backend(cfg, identifier)
     async with contextlib.AsyncExitStack() as stack:
+        shipper = await _start_shipper(cfg, stack)
+        on_written = None
+        if shipper is not None:
+            app[SHIPPER] = shipper
+            on_written = shipper.submit_all
+        audit = JsonlAuditLog(cfg.audit.path, cfg.audit.flush_window_ms, cfg.audit.fsync,
+                              max_bytes=cfg.audit.max_bytes, on_written=on_written)
         await store.open()
         stack.push_async_callback(store.close)
         await engine.start()
         stack.push_async_callback(engine.close)
         await audit.open()
+        # NOTE: closed before the shipper (pushed later), so its last batch is still shipped.
         stack.push_async_callback(audit.close)
         await identifier.start()
         stack.push_async_callback(identifier.close)
@@ -75,5 +99,6 @@ def create_app(cfg: Config) -> web.Application:
     app.cleanup_ctx.append(_components)
     ops.add_routes(app)
     locks_api.add_routes(app)
+    decisions_api.add_routes(app)
     app.router.add_route("*", "/{tail:.*}", nova.nova_handler)
     return app

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from sidecar import __version__
+from sidecar.cli_audit import add_audit_commands, run_audit_command
 from sidecar.cli_locks import add_lock_commands, run_lock_command
 from sidecar.config import Config, explain, load_config
 from sidecar.errors import ConfigError, SidecarError
@@ -24,6 +25,8 @@ examples:
   statelock check-config --explain        # every key with its default and meaning
   statelock locks list --target 8f0c...   # the lock API (STATELOCK_TOKEN=user:project:roles)
   statelock suspend-lock 8f0c... --reason "billing: invoice 881 overdue"
+  statelock audit verify /var/log/statelock/decisions.jsonl*
+  statelock audit query decisions.jsonl --instance 8f0c... --outcome deny
 """
 
 
@@ -53,6 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--explain", action="store_true",
                        help="list every config key with its default and meaning")
     add_lock_commands(sub)
+    add_audit_commands(sub)
     return parser
 
 
@@ -101,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args.config)
         if args.command == "check-config":
             return _check(args.file, args.explain)
+        if args.command == "audit":
+            return run_audit_command(args)
         if args.command in ("locks", "suspend-lock", "unlock-resume"):
             return run_lock_command(args)
     except ConfigError as exc:

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from sidecar.audit.redact import check_paths
 from sidecar.errors import ConfigError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -66,12 +67,41 @@ class BackendConfig:
 
 
 @dataclass(frozen=True)
+class KeystoneConfig:
+    """identity.mode keystone: tokens validated against Keystone (keys as keystonemiddleware's)."""
+
+    auth_url: str | None = _help("Keystone identity API, e.g. http://keystone:5000/v3 (/v3 is added if missing).",
+                                 default=None)
+    username: str | None = _help("Statelock's service user; it validates tokens (needs the service or "
+                                 "admin role) and makes Statelock's own calls.", default=None)
+    password: str | None = _help("The service user's password (never logged).", default=None, repr=False)
+    project_name: str | None = _help("The service user's project, e.g. service.", default=None)
+    user_domain_name: str = _help("The service user's domain.", default="Default")
+    project_domain_name: str = _help("The service project's domain.", default="Default")
+    token_cache_time: int = _help("Seconds a validated token is trusted before it is checked again (bounded "
+                                  "by its expiry; a revoked token stops working within this). 0: no cache.",
+                                  default=300)
+    token_cache_size: int = _help("Validated tokens kept (least recently used dropped first).", default=10000)
+    negative_cache_time: float = _help("Seconds a token Keystone rejected is answered 401 without asking again.",
+                                       default=5.0)
+    timeout_s: float = _help("Longest wait for Keystone per call; slower is 503 for state changes.", default=3.0)
+    reads_when_keystone_down: str = _help(
+        "'forward' (let Nova decide) or 'deny' (503): reads when Keystone can't be asked. Applies only when "
+        "classifier.reads_skip_policy is false; otherwise reads are forwarded unidentified.", default="forward")
+    www_authenticate_uri: str | None = _help("The uri of the WWW-Authenticate header on a 401 (default: auth_url).",
+                                             default=None)
+    cafile: str | None = _help("CA bundle for an https Keystone.", default=None)
+    insecure: bool = _help("Skip TLS verification of Keystone (testing only).", default=False)
+
+
+@dataclass(frozen=True)
 class IdentityConfig:
     """How a caller becomes a Subject."""
 
-    mode: str = _help("'noauth' (X-Auth-Token user:project[:roles]) or 'trusted-headers'.",
+    mode: str = _help("'noauth' (X-Auth-Token user:project[:roles]), 'trusted-headers' or 'keystone'.",
                       default="noauth")
     admin_role: str = _help("The role that makes a subject an admin, as Nova's context_is_admin.", default="admin")
+    keystone: KeystoneConfig = _help("Keystone settings for mode keystone.", default_factory=KeystoneConfig)
 
 
 @dataclass(frozen=True)
@@ -96,6 +126,21 @@ class PolicyConfig:
 
 
 @dataclass(frozen=True)
+class ShippingConfig:
+    """Where decision records are shipped (off unless ``url`` is set)."""
+
+    url: str | None = _help("Decision-log service URL, e.g. http://collector:8080/logs (gzip JSON "
+                            "arrays, as OPA uploads them).", default=None)
+    spool_dir: str = _help("Records not yet acknowledged wait here, so a restart loses none.",
+                           default="statelock-spool")
+    max_spool_bytes: int = _help("Spool bound; past it new records are dropped and counted.",
+                                 default=64 * 1024 * 1024)
+    max_batch_records: int = _help("Records per upload at most.", default=500)
+    linger_s: float = _help("How long a record may wait for others to share its upload.", default=1.0)
+    timeout_s: float = _help("Upload timeout in seconds.", default=10.0)
+
+
+@dataclass(frozen=True)
 class AuditConfig:
     """The decision log."""
 
@@ -106,6 +151,13 @@ class AuditConfig:
         "Group commit: records arriving within this window share one fsync.", default=2.0
     )
     fsync: bool = _help("fsync each batch before the requests it holds proceed.", default=True)
+    max_bytes: int = _help("Rotate the log when it passes this size (0: never); the hash chain "
+                           "continues across files.", default=256 * 1024 * 1024)
+    redact_paths: tuple[str, ...] = _help(
+        "Extra JSON Pointers to mask in records (e.g. /input/action/params/name); secrets such "
+        "as adminPass and tokens are always masked.", default=())
+    shipping: ShippingConfig = _help("Shipping to an OPA-compatible decision-log service.",
+                                     default_factory=lambda: ShippingConfig())
 
 
 @dataclass(frozen=True)
@@ -162,7 +214,8 @@ class Config:
 _CHOICES: dict[str, tuple[str, ...]] = {
     "mode": ("enforce", "dry-run"),
     "backend.kind": ("upstream", "driver"),
-    "identity.mode": ("noauth", "trusted-headers"),
+    "identity.mode": ("noauth", "trusted-headers", "keystone"),
+    "identity.keystone.reads_when_keystone_down": ("forward", "deny"),
     "policy.engine": ("embedded", "opa"),
     "audit.on_failure": ("deny", "continue"),
 }
@@ -202,6 +255,10 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(inner[0], value, key)
+    if origin is tuple:
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of strings, got {value!r}")
+        return tuple(value)
     if (origin is not None and issubclass(origin, Mapping)) or tp is Mapping:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
@@ -261,14 +318,50 @@ def _validate(cfg: Config) -> None:
             f"lockstore.url: {lock_url!r} is not supported; use sqlite:///relative.db "
             "or sqlite:////absolute/path.db"
         )
+    _validate_keystone(cfg)
     if cfg.policy.engine == "opa" and not cfg.policy.opa_url:
         raise ConfigError("policy.opa_url: required when policy.engine is opa")
     if cfg.policy.timeout_ms <= 0:
         raise ConfigError("policy.timeout_ms: must be positive")
+    try:
+        check_paths(cfg.audit.redact_paths)
+    except ValueError as exc:
+        raise ConfigError(f"audit.redact_paths: {exc}") from exc
+    if cfg.audit.max_bytes < 0:
+        raise ConfigError("audit.max_bytes: must be zero (never rotate) or positive")
+    ship = cfg.audit.shipping
+    if ship.url is not None and urlsplit(ship.url).scheme not in ("http", "https"):
+        raise ConfigError(f"audit.shipping.url: {ship.url!r} must be an http(s) URL")
+    if ship.max_spool_bytes < 1 or ship.max_batch_records < 1 or ship.timeout_s <= 0:
+        raise ConfigError("audit.shipping: max_spool_bytes, max_batch_records and timeout_s must be positive")
     if cfg.audit.flush_window_ms < 0:
         raise ConfigError("audit.flush_window_ms: must be zero or positive")
     if cfg.limits.max_body_bytes < 1 or cfg.limits.max_json_depth < 1:
         raise ConfigError("limits: max_body_bytes and max_json_depth must be positive")
+
+
+def _validate_keystone(cfg: Config) -> None:
+    ks = cfg.identity.keystone
+    if cfg.identity.mode != "keystone":
+        if ks != KeystoneConfig():
+            raise ConfigError("identity.keystone: only valid when identity.mode is keystone")
+        return
+    for name in ("auth_url", "username", "password", "project_name"):
+        if not getattr(ks, name):
+            raise ConfigError(f"identity.keystone.{name}: required when identity.mode is keystone")
+    for name in ("auth_url", "www_authenticate_uri"):
+        url = getattr(ks, name)
+        if url is not None and (urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).netloc):
+            raise ConfigError(f"identity.keystone.{name}: {url!r} must be an http(s) URL with a host")
+    if ks.token_cache_time < 0 or ks.negative_cache_time < 0:
+        raise ConfigError("identity.keystone.token_cache_time / negative_cache_time: must be zero or positive")
+    if ks.token_cache_size < 1:
+        raise ConfigError("identity.keystone.token_cache_size: must be at least 1")
+    if ks.timeout_s <= 0:
+        raise ConfigError("identity.keystone.timeout_s: must be positive")
+    if ks.reads_when_keystone_down == "deny" and cfg.classifier.reads_skip_policy:
+        raise ConfigError("identity.keystone.reads_when_keystone_down: 'deny' needs classifier.reads_skip_policy "
+                          "false (reads on the fast path are forwarded without asking Keystone)")
 
 
 def sqlite_path(url: str) -> str:

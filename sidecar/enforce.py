@@ -71,9 +71,11 @@ class Reply:
 
 def error_reply(exc: SidecarError, headers: list[tuple[str, str]],
                 decision_id: str | None = None) -> Reply:
-    """A Nova-shaped error reply for a SidecarError."""
-    return Reply(exc.status, headers, fault_body(exc.status, exc.message), decision_id=decision_id,
-                 content_type="application/json")
+    """A Nova-shaped error reply for a SidecarError (plus the error's own headers, if any)."""
+    # NOTE: a Keystone 401 carries its WWW-Authenticate challenge as ``headers``.
+    extra: tuple[tuple[str, str], ...] = getattr(exc, "headers", ())
+    return Reply(exc.status, [*headers, *extra], fault_body(exc.status, exc.message),
+                 decision_id=decision_id, content_type="application/json")
 
 
 class Enforcer:
@@ -113,6 +115,9 @@ class Enforcer:
         try:
             subject = await self.identifier.identify(req.headers)
         except SidecarError as exc:
+            # NOTE: identity.keystone.reads_when_keystone_down: forward lets Nova decide on a read.
+            if action.kind == "read" and getattr(exc, "forward_reads", False):
+                return await self._read(req, action)
             return await self._refuse(req, ctx, exc)
         if action.kind in ("lock", "unlock"):
             return await self._nova_lock(ctx, subject)

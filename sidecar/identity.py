@@ -16,18 +16,28 @@ from sidecar.errors import Unauthorized
 
 @dataclass(frozen=True)
 class Subject:
-    """Who is asking: a user in a project with roles."""
+    """Who is asking: a user in a project with roles.
+
+    ``domain_id``, ``is_admin`` and ``system_scope`` come from Keystone tokens
+    (contract v1 extension): the token's domain (its project's, or the domain it
+    is scoped to), Nova's ``context_is_admin`` (the admin role), and ``"all"`` for
+    a system-scoped token. Other identity modes leave the defaults.
+    """
 
     user_id: str
     project_id: str
     roles: tuple[str, ...]
+    domain_id: str | None = None
+    is_admin: bool = False
+    system_scope: str | None = None
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
 
     def as_input(self) -> dict[str, Any]:
         """The subject as the policy input and the decision record show it."""
-        return {"user_id": self.user_id, "project_id": self.project_id, "roles": list(self.roles)}
+        return {"user_id": self.user_id, "project_id": self.project_id, "roles": list(self.roles),
+                "domain_id": self.domain_id, "is_admin": self.is_admin, "system_scope": self.system_scope}
 
 
 def _roles(text: str) -> tuple[str, ...]:

@@ -34,6 +34,9 @@ class Metrics:
                                   registry=r)
         self.policy_reloads = Counter("statelock_policy_reloads", "Policy bundle reloads.",
                                       ["result"], registry=r)
+        self.shipping = Gauge("statelock_decision_log_shipping",
+                              "Decision-log shipping counts (shipped, retried, dropped, spooled, backlog).",
+                              ["counter"], registry=r)
         self.policy = Info("statelock_policy", "The policy engine and bundle revision.",
                            registry=r)
 

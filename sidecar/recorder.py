@@ -90,7 +90,7 @@ class Recorder:
             enforced=not self.cfg.dry_run, method=ctx.method, path=ctx.path, status=status,
             requested_by=ctx.client_ip, error_code=error.code if error else None,
             error_message=error.message if error else None, metrics=ctx.timings,
-            labels=self.labels)
+            labels=self.labels, redact_paths=self.cfg.audit.redact_paths)
         if decision is not None:
             if decision.engine_decision_id:
                 record["statelock"]["engine_decision_id"] = decision.engine_decision_id

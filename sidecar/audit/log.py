@@ -99,7 +99,8 @@ def _cut_torn_tail(path: Path) -> int:
     """Cut a final line that has no newline (a write cut short by a crash); bytes cut.
 
     Such a line belongs to a batch that was never acknowledged (acknowledgement
-    follows the fsync of the whole batch). Its bytes are kept in ``<path>.torn``.
+    follows the fsync of the whole batch). Its bytes are kept in ``<path>-torn``, a
+    name outside the ``<path>.*`` glob of the rotated files.
     """
     if not path.exists() or path.stat().st_size == 0:
         return 0
@@ -120,7 +121,7 @@ def _cut_torn_tail(path: Path) -> int:
             keep = start
         fh.seek(keep)
         fragment = fh.read()
-        with path.with_name(path.name + ".torn").open("ab") as torn:
+        with path.with_name(path.name + "-torn").open("ab") as torn:
             torn.write(fragment + b"\n")
         fh.truncate(keep)
         fh.flush()
@@ -191,7 +192,7 @@ class JsonlAuditLog:
         cut = _cut_torn_tail(self._path)
         if cut:
             log.warning("decision log %s ended in a torn line (%d bytes, never acknowledged); "
-                        "moved to %s.torn", self._path, cut, self._path.name)
+                        "moved to %s-torn", self._path, cut, self._path.name)
         rotated = rotated_files(self._path)
         if rotated:
             m = re.search(r"\.(\d+)$", rotated[-1].name)

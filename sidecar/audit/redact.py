@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 MASK = "**REDACTED**"
@@ -30,6 +31,7 @@ _SECRET_NAMES = frozenset({"auth", "authorization", "pass", "passphrase"})
 _NORMALISE = re.compile(r"[-_.\s]")
 
 
+@lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
     """True if a key's name says its value is a secret (see the module docstring)."""
     name = _NORMALISE.sub("", key.lower())
@@ -72,27 +74,41 @@ def redact(record_input: dict[str, Any], extra_paths: Sequence[str]) -> tuple[di
     ValueError for a malformed extra path (see ``parse_pointer``).
     """
     masked: set[str] = set()
-    copy = _mask_names(record_input, "/" + ROOT, masked)
+    copy = _mask_names(record_input, [], masked)
     assert isinstance(copy, dict)
     for pointer in extra_paths:
         _mask_path(copy, parse_pointer(pointer), "/" + ROOT, masked)
     return copy, sorted(masked)
 
 
-def _mask_names(value: Any, where: str, masked: set[str]) -> Any:
+def _mask_names(value: Any, trail: list[Any], masked: set[str]) -> Any:
+    """A copy of ``value`` with secret-named keys masked; ``trail`` is the path to it."""
     if isinstance(value, dict):
-        out: dict[str, Any] = {}
+        out: dict[Any, Any] = {}
         for key, item in value.items():
-            here = f"{where}/{escape(str(key))}"
             if isinstance(key, str) and is_secret_key(key):
                 out[key] = MASK
-                masked.add(here)
+                masked.add(_pointer([*trail, key]))
+            elif isinstance(item, dict | list | tuple):
+                trail.append(key)
+                out[key] = _mask_names(item, trail, masked)
+                trail.pop()
             else:
-                out[key] = _mask_names(item, here, masked)
+                out[key] = item
         return out
-    if isinstance(value, list | tuple):
-        return [_mask_names(item, f"{where}/{i}", masked) for i, item in enumerate(value)]
-    return value
+    items: list[Any] = []
+    for i, item in enumerate(value):
+        if isinstance(item, dict | list | tuple):
+            trail.append(i)
+            items.append(_mask_names(item, trail, masked))
+            trail.pop()
+        else:
+            items.append(item)
+    return items
+
+
+def _pointer(trail: list[Any]) -> str:
+    return "/" + "/".join(escape(str(part)) for part in [ROOT, *trail])
 
 
 def _mask_path(node: Any, segments: tuple[str, ...], where: str, masked: set[str]) -> None:

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gzip
 import json
 import logging
@@ -37,7 +38,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,7 @@ class DecisionShipper:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._closed = False
+        self._lock_fd: int | None = None
         self._random = random.Random()
         self._unlogged_drops = 0
         self._last_drop_log = 0.0
@@ -121,10 +123,19 @@ class DecisionShipper:
     # -- public ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Pick up the spool left by an earlier run and start shipping. OSError if the spool can't be used."""
+        """Pick up the spool left by an earlier run and start shipping.
+
+        Raises OSError if the spool directory can't be used, or is in use by another
+        shipper (two shippers on one spool would send its batches twice).
+        """
         await asyncio.to_thread(self._load_spool)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
         self._task = asyncio.create_task(self._run(), name="statelock-decision-shipper")
+
+    def submit_all(self, records: Sequence[dict[str, Any]]) -> None:
+        """``submit`` each record (the audit log's ``on_written`` hook)."""
+        for record in records:
+            self.submit(record)
 
     def submit(self, record: Mapping[str, Any]) -> None:
         """Queue a record for shipping; never blocks. A full queue or a closed shipper drops it (counted)."""
@@ -166,6 +177,9 @@ class DecisionShipper:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
         self._closed = True
         with self._state_lock:
             self._log_drops(force=True)
@@ -354,6 +368,13 @@ class DecisionShipper:
 
     def _load_spool(self) -> None:
         self.spool_dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.spool_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OSError(f"decision log spool {self.spool_dir} is in use by another shipper") from None
+        self._lock_fd = fd
         found: list[_Batch] = []
         for entry in self.spool_dir.iterdir():
             if entry.name.endswith(".tmp"):

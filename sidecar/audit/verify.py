@@ -141,8 +141,8 @@ def _check(chain: _Chain, record: dict[str, Any], lineno: int, seq: int, prev_ha
         if seq > expected:
             missing = seq - expected
             raise _Broken(lineno, seq, f"seq {seq} after seq {chain.prev_seq}: {missing} record"
-                                       f"{'s' if missing > 1 else ''} missing (deleted, or a rotated file "
-                                       f"left out){hint}")
+                                       f"{'s' if missing > 1 else ''} missing here (deleted or moved, or a "
+                                       f"rotated file left out){hint}")
     if chain.prev_hash is not None and prev_hash != chain.prev_hash:
         raise _Broken(lineno, seq, "prev_hash is not the previous record's hash: a record was inserted, "
                                    f"replaced or moved{hint}")

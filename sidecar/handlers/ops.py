@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import ENFORCER
+from sidecar.appkeys import ENFORCER, SHIPPER
 from sidecar.errors import SidecarError
 from sidecar.locks.model import LOCK_KINDS
 
@@ -48,6 +48,9 @@ async def metrics(request: web.Request) -> web.Response:
         by_kind = {}
     for kind in LOCK_KINDS:
         m.active_locks.labels(kind).set(by_kind.get(kind, 0))
+    if SHIPPER in request.app:
+        for name, value in request.app[SHIPPER].stats().items():
+            m.shipping.labels(name).set(value)
     return web.Response(body=m.render(), content_type="text/plain", charset="utf-8",
                         headers={"X-Content-Type-Options": "nosniff"})
 

@@ -5,6 +5,14 @@ its compiled entry point; a request never compiles anything. A watcher polls the
 bundle directory's file signatures; a changed bundle is compiled off the event
 loop and swapped in atomically. A bundle that fails to load or compile is
 rejected: the previous revision keeps serving and the error shows in ``health``.
+
+rego-cpp keeps a string exactly as it was given and writes it back into its JSON
+output without escaping it, so a quote, backslash or control character in the
+input (a lock reason, a user id) made the output unreadable and a NUL cut the
+string short; an integer beyond 64 bits became 0. ``rego_input`` therefore hands
+rego-cpp every string JSON-escaped, as its own JSON reader would have stored it,
+and sends documents with big integers through that reader. Both engines must
+decide identically: tests/integration/test_policy_agreement.py checks it.
 """
 
 from __future__ import annotations
@@ -13,6 +21,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,11 +46,60 @@ class _Compiled:
     interpreter: Any
 
 
+_INT64 = range(-(2**63), 2**63)
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+
+
+class _NeedsJsonReader(Exception):
+    """The document holds a value regopy's Python input conversion would corrupt."""
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` with every string as rego-cpp stores a JSON string (escapes kept verbatim)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)[1:-1] if _NEEDS_ESCAPE.search(value) else value
+    if isinstance(value, Mapping):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_escaped(v) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        if value not in _INT64:
+            raise _NeedsJsonReader
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PolicyError("policy input holds a non-finite number, which JSON cannot carry")
+        return value
+    raise PolicyError(f"policy input holds a {type(value).__name__}, which JSON cannot carry")
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
+def rego_input(interpreter: Any, input_doc: Mapping[str, Any]) -> None:
+    """Set ``input_doc`` as the interpreter's input so that rego-cpp sees what OPA sees.
+
+    Raises PolicyError when the document can't be JSON (a NaN, a non-JSON type).
+    """
+    try:
+        interpreter.set_input(regopy.Input(_escaped(input_doc)))
+    except _NeedsJsonReader:
+        # NOTE: slower (rego-cpp parses the text), but keeps integers beyond 64 bits exact.
+        try:
+            interpreter.set_input_term(_json_text(input_doc))
+        except ValueError as exc:
+            raise PolicyError(f"policy input is not JSON: {exc}") from exc
+
+
 def compile_bundle(bundle: Bundle, entrypoint: str) -> _Compiled:
     """Compile a bundle for one entry point; raises PolicyError naming the problem."""
     try:
         builder = regopy.Interpreter()
-        builder.add_data(bundle.data)
+        # NOTE: data as UTF-8 JSON text, as the input is, so that non-ASCII strings compare equal.
+        builder.add_data_json(_json_text(bundle.data))
         for name, text in bundle.modules.items():
             builder.add_module(name, text)
         plan = builder.build(None, [entrypoint])
@@ -81,10 +140,17 @@ class EmbeddedEngine:
     def revision(self) -> str:
         return self._compiled.bundle.revision if self._compiled else ""
 
-    async def start(self) -> None:
-        self._signature = await asyncio.to_thread(_signature, self._root)
-        self._compiled = await asyncio.to_thread(self._load)
+    def load(self) -> None:
+        """Load and compile the bundle now, on this thread, without watching it.
+
+        Raises PolicyError when the bundle can't be used.
+        """
+        self._signature = _signature(self._root)
+        self._compiled = self._load()
         self.last_reload = time.time()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.load)
         self._watcher = asyncio.create_task(self._watch(), name="statelock-policy-watch")
 
     def _load(self) -> _Compiled:
@@ -98,7 +164,11 @@ class EmbeddedEngine:
             self._watcher = None
 
     async def reload_if_changed(self) -> bool:
-        """Reload when the bundle's files changed; True if a new revision is now serving."""
+        """Reload when the bundle's files changed; True if a new revision is now serving.
+
+        A bundle that does not load or compile is rejected and logged once (until
+        the files change again); the revision serving until then keeps serving.
+        """
         sig = await asyncio.to_thread(_signature, self._root)
         if sig == self._signature:
             return False
@@ -109,14 +179,24 @@ class EmbeddedEngine:
             self.last_error = exc.message
             self.reload_failures += 1
             log.error("policy reload rejected, revision %s keeps serving: %s",
-                      self.revision, exc.message)
+                      self.revision or "(none)", exc.message)
             return False
-        old = self.revision
+        old = self._compiled
+        if old is not None and (old.bundle.digest, old.bundle.revision) == (compiled.bundle.digest,
+                                                                compiled.bundle.revision):
+            self.last_error = None
+            return False
         self._compiled = compiled
         self.last_error = None
         self.last_reload = time.time()
         self.reloads += 1
-        log.info("policy reloaded: revision %s -> %s", old, compiled.bundle.revision)
+        if old is not None and old.bundle.revision == compiled.bundle.revision:
+            log.warning("policy reloaded with changed content but the same revision %s: "
+                        "bump .manifest's revision so that decision records tell them apart",
+                        compiled.bundle.revision)
+        else:
+            log.info("policy reloaded: revision %s -> %s",
+                     old.bundle.revision if old else "(none)", compiled.bundle.revision)
         return True
 
     async def _watch(self) -> None:
@@ -124,8 +204,8 @@ class EmbeddedEngine:
             await asyncio.sleep(self._interval)
             try:
                 await self.reload_if_changed()
-            except OSError as exc:
-                self.last_error = f"cannot read policy bundle: {exc}"
+            except Exception as exc:  # NOTE: the watcher must outlive any one bad poll
+                self.last_error = f"cannot read policy bundle {self._root}: {exc}"
                 log.error("%s", self.last_error)
 
     async def decide(self, input_doc: Mapping[str, Any]) -> Decision:
@@ -136,38 +216,53 @@ class EmbeddedEngine:
         compiled = self._compiled
         if compiled is None:
             raise PolicyError("policy engine has no bundle loaded")
-        try:
-            compiled.interpreter.set_input(regopy.Input(dict(input_doc)))
-            output = compiled.interpreter.query_bundle_entrypoint(compiled.plan, self._entrypoint)
-        except Exception as exc:
-            raise PolicyError(f"policy evaluation failed: {exc}") from exc
-        return decision_from_result(_result_of(output), compiled.bundle.revision)
+        return decision_from_result(_evaluate(compiled, self._entrypoint, input_doc),
+                                    compiled.bundle.revision)
+
+    def evaluate(self, input_doc: Mapping[str, Any]) -> Any:
+        """The raw decision document for ``input_doc``, None when it is undefined.
+
+        Raises PolicyError when no bundle is loaded or the evaluation fails.
+        """
+        compiled = self._compiled
+        if compiled is None:
+            raise PolicyError("policy engine has no bundle loaded")
+        return _evaluate(compiled, self._entrypoint, input_doc)
 
     def health(self) -> dict[str, Any]:
         return {
             "engine": self.name,
             "ok": self._compiled is not None and self.last_error is None,
             "revision": self.revision,
+            "digest": self._compiled.bundle.digest if self._compiled else None,
             "last_error": self.last_error,
+            "last_reload": self.last_reload,
             "reloads": self.reloads,
             "reload_failures": self.reload_failures,
         }
 
 
-def _result_of(output: Any) -> Any:
-    """The value of the single expression regopy returned, or None when undefined."""
-    text = str(output).strip()
-    if text == "undefined":
-        return None
+def _evaluate(compiled: _Compiled, entrypoint: str, input_doc: Mapping[str, Any]) -> Any:
     try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        raise PolicyError(f"policy engine returned unreadable output: {exc}") from exc
-    if isinstance(doc, list):
-        doc = doc[0] if doc else {}
-    if not isinstance(doc, dict):
+        rego_input(compiled.interpreter, input_doc)
+        output = compiled.interpreter.query_bundle_entrypoint(compiled.plan, entrypoint)
+        return result_of(output)
+    except PolicyError:
+        raise
+    except Exception as exc:
+        raise PolicyError(f"policy evaluation failed: {exc}") from exc
+
+
+def result_of(output: Any) -> Any:
+    """The value of the single expression regopy returned, or None when undefined.
+
+    Raises PolicyError when the evaluation failed (a conflict, a builtin error in
+    strict mode): OPA answers those with a 500, never with a decision.
+    """
+    if not output.ok():
+        raise PolicyError(f"policy evaluation failed: {str(output).strip()}")
+    results = output.results
+    if not results:
         return None
-    expressions = doc.get("expressions")
-    if not expressions:
-        return None
-    return expressions[0]
+    expressions = results[0].expressions
+    return expressions[0] if expressions else None

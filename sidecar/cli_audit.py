@@ -1,0 +1,181 @@
+"""``statelock audit``: verify a decision log's hash chain, and query its records.
+
+``add_audit_commands`` adds the ``audit`` command to the top-level parser;
+``run_audit_command`` runs it and returns the exit status: 0 when the check passed
+(or the query ran), 1 when the log is bad, 2 on a usage error or a file that can't
+be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from sidecar.audit.query import OUTCOMES, filters_from_mapping, query_records, record_instance
+from sidecar.audit.verify import verify_files
+
+AUDIT_EPILOG = """\
+examples:
+  statelock audit verify decisions.jsonl
+  statelock audit verify decisions.jsonl.* decisions.jsonl     # rotated files, oldest first
+  statelock audit query decisions.jsonl --outcome deny --since 2026-11-25T00:00:00Z
+  statelock audit query decisions.jsonl.* decisions.jsonl --instance 8f0c... --format json
+"""
+
+VERIFY_DESCRIPTION = """\
+Check the hash chain of a decision log. Each record carries its sequence number, the
+hash of the record before it and its own hash, so an edited, deleted, inserted,
+duplicated or reordered record breaks the chain. Give every file of the log, oldest
+first: rotated files are named FILE.000001, FILE.000002, ... (a shell glob lists them
+in order) and the active FILE comes last; the chain runs on across them, so a missing
+file is caught too.
+
+Exit status: 0 if the chain is intact, 1 naming the first bad record (file, line,
+seq, reason), 2 if a file can't be read or the arguments are wrong.
+"""
+
+VERIFY_EPILOG = """\
+examples:
+  statelock audit verify /var/lib/statelock/decisions.jsonl
+  statelock audit verify decisions.jsonl.* decisions.jsonl
+  statelock audit verify --partial decisions.jsonl.000042 decisions.jsonl   # older files removed
+"""
+
+QUERY_DESCRIPTION = """\
+Print the decision records that match every filter given (no filter: all of them),
+oldest first. Completion records are not printed; the upstream status they carry is
+shown with their decision. --since is inclusive and --until exclusive; both take RFC
+3339 timestamps (2026-11-25T01:00:00Z) or a date (2026-11-25, midnight UTC).
+"""
+
+QUERY_EPILOG = """\
+examples:
+  statelock audit query decisions.jsonl --outcome deny
+  statelock audit query decisions.jsonl.* decisions.jsonl --instance 8f0c2d5e --since 2026-11-25
+  statelock audit query decisions.jsonl --subject alice --action resume --format json
+  statelock audit query decisions.jsonl --lock lk-1 --until 2026-11-26T00:00:00Z --limit 20
+"""
+
+TABLE_COLUMNS = ("time", "decision_id", "outcome", "subject", "action", "instance", "status", "reasons")
+
+
+def add_audit_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``audit verify`` and ``audit query`` under ``subparsers`` (the ``statelock`` command's)."""
+    audit = subparsers.add_parser(
+        "audit", help="verify and query the decision log",
+        description="Tools for the decision log: verify its hash chain, query its records.",
+        epilog=AUDIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    audit.set_defaults(audit_parser=audit)
+    sub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
+
+    verify = sub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record",
+                            description=VERIFY_DESCRIPTION, epilog=VERIFY_EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    verify.add_argument("files", nargs="+", metavar="FILE", help="log files, oldest first")
+    verify.add_argument("--partial", action="store_true",
+                        help="the first file is not the log's first (older rotated files were removed "
+                             "on purpose): take its first record's link on trust")
+
+    query = sub.add_parser("query", help="print the decision records that match filters",
+                           description=QUERY_DESCRIPTION, epilog=QUERY_EPILOG,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    query.add_argument("files", nargs="+", metavar="FILE", help="log files, oldest first")
+    query.add_argument("--instance", metavar="ID", help="the instance (server id) the request was about")
+    query.add_argument("--subject", metavar="USER", help="the caller's user id")
+    query.add_argument("--outcome", choices=OUTCOMES, help="the decision's outcome")
+    query.add_argument("--action", metavar="NAME", help="the action name (resume, os-stop, lock, ...)")
+    query.add_argument("--lock", metavar="LOCK_ID",
+                       help="a lock that was in force for the request or blocked it")
+    query.add_argument("--since", metavar="TIME", help="records at or after TIME (RFC 3339 or a date)")
+    query.add_argument("--until", metavar="TIME", help="records before TIME (RFC 3339 or a date)")
+    query.add_argument("--limit", metavar="N", help="only the N most recent matches")
+    query.add_argument("--format", choices=("table", "json"), default="table",
+                       help="an aligned table (default) or one JSON array of the full records")
+
+
+def run_audit_command(args: argparse.Namespace) -> int:
+    """Run the ``audit`` subcommand parsed into ``args``; the exit status."""
+    command = getattr(args, "audit_command", None)
+    if command == "verify":
+        return _verify(args.files, partial=args.partial)
+    if command == "query":
+        return _query(args)
+    parser = getattr(args, "audit_parser", None)
+    if parser is not None:
+        parser.print_help(sys.stderr)
+    return 2
+
+
+def _verify(files: list[str], partial: bool) -> int:
+    result = verify_files(files, from_genesis=not partial)
+    if result.ok:
+        plural = "s" if result.files != 1 else ""
+        print(f"ok: {result.records} records in {result.files} file{plural}, chain intact "
+              f"(last seq {result.last_seq}, last hash {result.last_hash})")
+        return 0
+    bad = result.first_bad
+    assert bad is not None
+    where = f"{bad.file} line {bad.line}" if bad.line else bad.file
+    seq = f" (seq {bad.seq})" if bad.seq is not None else ""
+    print(f"FAILED: {where}{seq}: {bad.reason}")
+    print(f"  {result.records} records before it verified")
+    return 2 if bad.line == 0 else 1
+
+
+def _query(args: argparse.Namespace) -> int:
+    given = {key: getattr(args, key) for key in ("instance", "subject", "outcome", "action", "lock",
+                                                 "since", "until", "limit")
+             if getattr(args, key) is not None}
+    try:
+        filters = filters_from_mapping(given)
+    except ValueError as exc:
+        print(f"statelock audit query: --{exc}", file=sys.stderr)
+        return 2
+    try:
+        records = query_records(args.files, filters)
+    except OSError as exc:
+        print(f"statelock audit query: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
+    if args.format == "json":
+        json.dump(records, sys.stdout, indent=2, ensure_ascii=False)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(format_table(records))
+    return 0
+
+
+def format_table(records: list[dict[str, Any]]) -> str:
+    """Decision records as an aligned table (see TABLE_COLUMNS), one line each."""
+    rows = [list(TABLE_COLUMNS)] + [_row(r) for r in records]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS) - 1)]
+    lines = ["  ".join([*(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+             for row in rows]
+    if not records:
+        lines.append("(no matching records)")
+    return "\n".join(lines) + "\n"
+
+
+def _row(record: Mapping[str, Any]) -> list[str]:
+    inp = _obj(record.get("input"))
+    st = _obj(record.get("statelock"))
+    outcome = str(st.get("outcome", "-"))
+    if st.get("enforced") is False:
+        outcome += " (dry-run)"
+    upstream = _obj(st.get("upstream")).get("status")
+    status = upstream if upstream is not None else _obj(st.get("http")).get("status")
+    reasons = [str(r) for r in _obj(record.get("result")).get("reasons") or []]
+    if not reasons and isinstance(record.get("error"), dict):
+        reasons = [str(record["error"].get("message", ""))]
+    return [str(record.get("timestamp", "-")), str(record.get("decision_id", "-")), outcome,
+            str(_obj(inp.get("subject")).get("user_id") or "-"),
+            str(_obj(inp.get("action")).get("name") or "-"),
+            record_instance(record) or "-",
+            str(status) if status else "-",
+            "; ".join(r for r in reasons if r) or "-"]
+
+
+def _obj(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}

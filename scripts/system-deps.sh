@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs the system packages Statelock's Python dependencies build against
-# (libvirt-python needs libvirt's headers and pkg-config). Idempotent: does
-# nothing when they are present.
+# (libvirt-python needs libvirt's headers and pkg-config) and the servers the
+# tests start (PostgreSQL). Idempotent: does nothing when they are present.
 set -euo pipefail
 need=()
 pkg-config --exists libvirt 2>/dev/null || need+=(libvirt-dev pkg-config)
 command -v gcc >/dev/null || need+=(gcc)
+# The tests start their own PostgreSQL (several replicas share one lock table).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v runuser >/dev/null || need+=(util-linux)
 [ ${#need[@]} -eq 0 ] && exit 0
 echo "statelock: installing system packages: ${need[*]}"
 SUDO=""

@@ -162,18 +162,18 @@ class Enforcer:
 
     async def _locks_by_server(self, servers: Sequence[Mapping[str, Any]]) -> dict[str, list[Lock]]:
         now = datetime.now(UTC)
-        scoped = await self.store.has_scoped_locks(now)
+        ids = [str(server.get("id", "")) for server in servers]
+        if not await self.store.has_scoped_locks(now):
+            return await self.store.locks_on_instances(ids, now)
         out: dict[str, list[Lock]] = {}
-        for server in servers:
-            sid = str(server.get("id", ""))
+        for sid, server in zip(ids, servers, strict=True):
             project = server.get("tenant_id")
             host = server.get("OS-EXT-SRV-ATTR:host")
-            if scoped and not isinstance(project, str):
+            if not isinstance(project, str):
                 info = await self.backend.resolve(sid)
                 project, host = info.project_id, info.host
             out[sid] = await self.store.effective_locks(
-                sid, project if scoped and isinstance(project, str) else None,
-                host if scoped and isinstance(host, str) else None, now)
+                sid, project, host if isinstance(host, str) else None, now)
         return out
 
     # -- state changes ---------------------------------------------------------------------

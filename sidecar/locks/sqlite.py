@@ -148,6 +148,26 @@ class SqliteLockStore:
 
         return await self._run(both)
 
+    async def locks_on_instances(self, instance_ids: Sequence[str], now: datetime) -> dict[str, list[Lock]]:
+        ids = list(dict.fromkeys(instance_ids))
+        out: dict[str, list[Lock]] = {i: [] for i in ids}
+        if not ids:
+            return out
+
+        def query(c: sqlite3.Connection) -> dict[str, list[Lock]]:
+            # NOTE: chunks stay under SQLite's default limit of 999 bound parameters.
+            for start in range(0, len(ids), 900):
+                chunk = ids[start:start + 900]
+                marks = ",".join("?" for _ in chunk)
+                sql = (f"SELECT {_COLUMNS} FROM locks WHERE scope = 'instance' AND target IN ({marks}) "
+                       "AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at, id")
+                for row in c.execute(sql, [*chunk, now.timestamp()]):
+                    lock = _row_to_lock(row)
+                    out[lock.target].append(lock)
+            return out
+
+        return await self._run(query)
+
     async def has_scoped_locks(self, now: datetime) -> bool:
         sql = ("SELECT 1 FROM locks WHERE scope != 'instance' "
                "AND (expires_at IS NULL OR expires_at > ?) LIMIT 1")

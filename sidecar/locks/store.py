@@ -31,6 +31,9 @@ class LockStore(Protocol):
         the instance's project and host and asks ``effective_locks``.
         """
 
+    async def locks_on_instances(self, instance_ids: Sequence[str], now: datetime) -> dict[str, list[Lock]]:
+        """Instance-scope locks in force on each of the instances (one round trip)."""
+
     async def has_scoped_locks(self, now: datetime) -> bool:
         """True when any project or host lock is in force (then targets must be resolved)."""
 

@@ -11,12 +11,14 @@ any other ``SidecarError``.
 from __future__ import annotations
 
 import itertools
+import uuid
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sidecar import __version__
 from sidecar.audit.log import AuditLog
 from sidecar.audit.record import make_record, new_decision_id
 from sidecar.classify import Action
@@ -77,7 +79,9 @@ class Recorder:
         self.cfg = cfg
         self.audit = audit
         self.engine = engine
-        self.labels = {"app": "statelock", "mode": cfg.mode}
+        # NOTE: OPA's decision-log labels always carry the instance's id and version.
+        self.labels = {"id": str(uuid.uuid4()), "version": __version__, "app": "statelock",
+                       "mode": cfg.mode}
         self.metrics = metrics
         self._req_ids = itertools.count(1)
 

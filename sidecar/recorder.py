@@ -11,9 +11,9 @@ any other ``SidecarError``.
 from __future__ import annotations
 
 import itertools
-import uuid
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any

@@ -16,9 +16,12 @@ from sidecar.backends.base import Backend
 from sidecar.classify import load_route_table
 from sidecar.config import Config
 from sidecar.enforce import Enforcer
+from sidecar.guard import Guard, InstanceGuard
 from sidecar.handlers import decisions_api, locks_api, nova, ops
 from sidecar.identity import HeaderIdentifier, Identifier
-from sidecar.locks.store import open_lock_store
+from sidecar.locks.pg_guard import NoGuard, PgAdvisoryGuard
+from sidecar.locks.postgres import PostgresLockStore
+from sidecar.locks.store import LockStore, open_lock_store
 from sidecar.policy.engine import create_engine
 
 log = logging.getLogger(__name__)
@@ -38,10 +41,26 @@ def create_backend(cfg: Config, identifier: Identifier) -> Backend:
     if cfg.backend.kind == "upstream":
         from sidecar.backends.upstream import UpstreamBackend
 
-        return UpstreamBackend(cfg.backend, cfg.target.host_ttl_s)
+        service_auth = None
+        if cfg.identity.mode == "keystone" and not cfg.backend.service_auth.token:
+            from sidecar.keystone import KeystoneIdentifier
+
+            assert isinstance(identifier, KeystoneIdentifier)
+            service_auth = identifier.service
+        return UpstreamBackend(cfg.backend, cfg.target.host_ttl_s, service_auth)
     from sidecar.backends.driver import DriverBackend
 
     return DriverBackend(cfg.backend, identifier, cfg.identity.admin_role)
+
+
+def create_guard(cfg: Config, store: LockStore) -> Guard:
+    """The guard the store calls for: advisory locks on PostgreSQL (replicas), else in-process."""
+    if cfg.lockstore.guard == "none":
+        log.warning("lockstore.guard is 'none': actions are NOT ordered against lock changes (tests only)")
+        return NoGuard()
+    if isinstance(store, PostgresLockStore):
+        return PgAdvisoryGuard(store, cfg.lockstore.guard_timeout_s)
+    return InstanceGuard()
 
 
 async def _start_shipper(cfg: Config, stack: contextlib.AsyncExitStack) -> DecisionShipper | None:
@@ -59,7 +78,8 @@ async def _start_shipper(cfg: Config, stack: contextlib.AsyncExitStack) -> Decis
 async def _components(app: web.Application) -> AsyncIterator[None]:
     cfg = app[CONFIG]
     table = load_route_table(cfg.classifier.actions)
-    store = open_lock_store(cfg.lockstore.url)
+    store = open_lock_store(cfg.lockstore.url, pool_size=cfg.lockstore.pool_size,
+                            timeout_s=cfg.lockstore.guard_timeout_s)
     engine = create_engine(cfg.policy)
     identifier = create_identifier(cfg)
     backend = create_backend(cfg, identifier)
@@ -82,7 +102,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(identifier.close)
         await backend.start()
         stack.push_async_callback(backend.close)
-        enforcer = Enforcer(cfg, table, backend, engine, store, audit, identifier)
+        enforcer = Enforcer(cfg, table, backend, engine, store, audit, identifier,
+                            guard=create_guard(cfg, store))
         app[ENFORCER] = enforcer
         # NOTE: pending suspend-locks are finished in the background; their locks apply already.
         reconcile = asyncio.create_task(enforcer.locks.reconcile(), name="statelock-reconcile")

@@ -109,8 +109,26 @@ class LockStoreConfig:
     """The lock table."""
 
     url: str = _help(
-        "SQLAlchemy-style URL: sqlite:///relative.db or sqlite:////absolute/path.db.",
-        default="sqlite:///statelock-locks.db",
+        "sqlite:///relative.db or sqlite:////absolute/path.db (one node), or "
+        "postgresql://user:password@host:5432/dbname (several replicas sharing one lock table).",
+        default="sqlite:///statelock-locks.db", repr=False,
+    )
+    guard: str = _help(
+        "'advisory': a state change and a lock change on one instance never overlap (PostgreSQL "
+        "advisory locks across replicas; an in-process lock with sqlite). 'none': NO guard, UNSAFE: "
+        "an action decided just before a lock call may reach the upstream after that call returned. "
+        "Only for tests that show the race.",
+        default="advisory",
+    )
+    guard_timeout_s: float = _help(
+        "PostgreSQL: longest wait for an instance's guard, a pooled connection or a query; "
+        "past it the request fails closed (503).",
+        default=5.0,
+    )
+    pool_size: int = _help(
+        "PostgreSQL: connections per replica. Each in-flight state change holds one from its "
+        "lock read through its forward.",
+        default=20,
     )
 
 
@@ -148,8 +166,9 @@ class AuditConfig:
     on_failure: str = _help("'deny' (refuse state changes when the log can't be written) or 'continue'.",
                             default="deny")
     flush_window_ms: float = _help(
-        "Group commit: records arriving within this window share one fsync.", default=2.0
-    )
+        "Group commit: records that arrive while a write is in flight share the next fsync; a "
+        "window above 0 also waits that long to gather more (fewer fsyncs, more latency).",
+        default=0.0)
     fsync: bool = _help("fsync each batch before the requests it holds proceed.", default=True)
     max_bytes: int = _help("Rotate the log when it passes this size (0: never); the hash chain "
                            "continues across files.", default=256 * 1024 * 1024)
@@ -170,10 +189,26 @@ class ClassifierConfig:
 
 @dataclass(frozen=True)
 class LimitsConfig:
-    """Limits on what a request may carry."""
+    """Limits on what a request may carry and how long it may take; each answers Nova-shaped."""
 
-    max_body_bytes: int = _help("Largest request body (Nova's own limit is 114688).", default=114688)
-    max_json_depth: int = _help("Deepest JSON nesting accepted in a body.", default=32)
+    max_body_bytes: int = _help("Largest request body (Nova's own limit is 114688); 413 overLimit.",
+                                default=114688)
+    max_json_depth: int = _help("Deepest JSON nesting accepted in a body; 400 badRequest.", default=32)
+    max_header_line_bytes: int = _help(
+        "Longest request line or single header line (Nova's [wsgi] max_header_line is 16384); "
+        "414/431 overLimit. The HTTP parser cuts off at twice this with a plain 400.",
+        default=16384)
+    max_header_bytes: int = _help("Largest total size of all header lines; 431 overLimit.", default=65536)
+    max_header_count: int = _help(
+        "Most header lines in one request; 431 overLimit. The HTTP parser cuts off at twice this.",
+        default=100)
+    header_timeout_s: float = _help(
+        "Longest wait for a request's headers, and longest idle keep-alive; the connection is closed.",
+        default=30.0)
+    request_timeout_s: float = _help("Longest wait for a request's body once its headers are in; 408.",
+                                     default=60.0)
+    max_concurrent_requests: int = _help(
+        "Most requests handled at once; past it 503 serviceUnavailable with Retry-After.", default=1000)
 
 
 @dataclass(frozen=True)
@@ -312,12 +347,19 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("backend.timeout_s / backend.connect_timeout_s: must be positive")
     if b.pool_size < 1:
         raise ConfigError("backend.pool_size: must be at least 1")
-    lock_url = cfg.lockstore.url
-    if not lock_url.startswith("sqlite:///"):
+    ls = cfg.lockstore
+    if not ls.url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        # NOTE: the URL itself is not shown: it may carry a password.
         raise ConfigError(
-            f"lockstore.url: {lock_url!r} is not supported; use sqlite:///relative.db "
-            "or sqlite:////absolute/path.db"
+            f"lockstore.url: scheme {ls.url.partition(':')[0]!r} is not supported; use "
+            "sqlite:///relative.db, sqlite:////absolute/path.db or postgresql://user@host:5432/dbname"
         )
+    if ls.guard not in ("advisory", "none"):
+        raise ConfigError(f"lockstore.guard: {ls.guard!r} is not one of advisory, none")
+    if ls.guard_timeout_s <= 0:
+        raise ConfigError("lockstore.guard_timeout_s: must be positive")
+    if ls.pool_size < 1:
+        raise ConfigError("lockstore.pool_size: must be at least 1")
     _validate_keystone(cfg)
     if cfg.policy.engine == "opa" and not cfg.policy.opa_url:
         raise ConfigError("policy.opa_url: required when policy.engine is opa")
@@ -336,8 +378,13 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("audit.shipping: max_spool_bytes, max_batch_records and timeout_s must be positive")
     if cfg.audit.flush_window_ms < 0:
         raise ConfigError("audit.flush_window_ms: must be zero or positive")
-    if cfg.limits.max_body_bytes < 1 or cfg.limits.max_json_depth < 1:
-        raise ConfigError("limits: max_body_bytes and max_json_depth must be positive")
+    lim = cfg.limits
+    for key in ("max_body_bytes", "max_json_depth", "max_header_line_bytes", "max_header_bytes",
+                "max_header_count", "max_concurrent_requests", "header_timeout_s", "request_timeout_s"):
+        if getattr(lim, key) <= 0:
+            raise ConfigError(f"limits.{key}: must be positive")
+    if lim.max_header_bytes < lim.max_header_line_bytes:
+        raise ConfigError("limits.max_header_bytes: must be at least limits.max_header_line_bytes")
 
 
 def _validate_keystone(cfg: Config) -> None:

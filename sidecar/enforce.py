@@ -27,9 +27,9 @@ from sidecar.audit.log import AuditLog
 from sidecar.backends.base import Backend, ForwardRequest, ForwardResponse, TargetInfo, drain
 from sidecar.classify import Action, RouteTable, classify
 from sidecar.config import Config
-from sidecar.errors import BadRequest, SidecarError
+from sidecar.errors import BadRequest, IdentityUnavailable, SidecarError
 from sidecar.faults import fault_body, version_headers
-from sidecar.guard import ALL_INSTANCES, InstanceGuard
+from sidecar.guard import ALL_INSTANCES, Guard, InstanceGuard
 from sidecar.identity import Identifier, Subject
 from sidecar.lockops import LockService
 from sidecar.locks.model import Lock, rfc3339
@@ -73,7 +73,7 @@ def error_reply(exc: SidecarError, headers: list[tuple[str, str]],
                 decision_id: str | None = None) -> Reply:
     """A Nova-shaped error reply for a SidecarError (plus the error's own headers, if any)."""
     # NOTE: a Keystone 401 carries its WWW-Authenticate challenge as ``headers``.
-    extra: tuple[tuple[str, str], ...] = getattr(exc, "headers", ())
+    extra = exc.headers
     return Reply(exc.status, [*headers, *extra], fault_body(exc.status, exc.message),
                  decision_id=decision_id, content_type="application/json")
 
@@ -83,7 +83,7 @@ class Enforcer:
 
     def __init__(self, cfg: Config, table: RouteTable, backend: Backend, engine: PolicyEngine,
                  store: LockStore, audit: AuditLog, identifier: Identifier,
-                 guard: InstanceGuard | None = None) -> None:
+                 guard: Guard | None = None) -> None:
         self.cfg = cfg
         self.table = table
         self.backend = backend
@@ -91,7 +91,7 @@ class Enforcer:
         self.store = store
         self.audit = audit
         self.identifier = identifier
-        self.guard = guard or InstanceGuard()
+        self.guard: Guard = guard or InstanceGuard()
         self.metrics = Metrics()
         self.recorder = Recorder(cfg, audit, engine, self.metrics)
         self.locks = LockService(cfg, backend, engine, store, self.recorder, self.guard)
@@ -116,7 +116,7 @@ class Enforcer:
             subject = await self.identifier.identify(req.headers)
         except SidecarError as exc:
             # NOTE: identity.keystone.reads_when_keystone_down: forward lets Nova decide on a read.
-            if action.kind == "read" and getattr(exc, "forward_reads", False):
+            if action.kind == "read" and isinstance(exc, IdentityUnavailable) and exc.forward_reads:
                 return await self._read(req, action)
             return await self._refuse(req, ctx, exc)
         if action.kind in ("lock", "unlock"):

@@ -14,6 +14,8 @@ class SidecarError(Exception):
 
     code = "sidecar_error"
     status = 500
+    # NOTE: extra response headers, e.g. the WWW-Authenticate challenge of a 401.
+    headers: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -42,6 +44,21 @@ class Unauthorized(SidecarError):
 
     code = "unauthorized"
     status = 401
+
+
+class IdentityUnavailable(SidecarError):
+    """The identity service could not be asked (down, slow, refusing our credentials): 503.
+
+    ``forward_reads`` says whether a read may be forwarded unidentified anyway
+    (``identity.keystone.reads_when_keystone_down: forward``).
+    """
+
+    code = "identity_unavailable"
+    status = 503
+
+    def __init__(self, message: str, forward_reads: bool = False) -> None:
+        super().__init__(message)
+        self.forward_reads = forward_reads
 
 
 class NotFound(SidecarError):

@@ -59,23 +59,24 @@ def subject_from_noauth(token: str | None, admin_role: str = "admin") -> Subject
     roles = _roles(parts[2]) if len(parts) == 3 else ("member", "reader")
     if user == "admin" and admin_role not in roles:
         roles = tuple(sorted({*roles, admin_role}))
-    return Subject(user, project, roles)
+    return Subject(user, project, roles, is_admin=admin_role in roles)
 
 
-def subject_from_trusted_headers(headers: Mapping[str, str]) -> Subject:
+def subject_from_trusted_headers(headers: Mapping[str, str], admin_role: str = "admin") -> Subject:
     """Headers set by an authenticating layer in front: X-User-Id, X-Project-Id, X-Roles."""
     user = headers.get("X-User-Id", "").strip()
     project = headers.get("X-Project-Id", "").strip()
     if not user or not project:
         raise Unauthorized("The request you have made requires authentication.")
-    return Subject(user, project, _roles(headers.get("X-Roles", "")))
+    roles = _roles(headers.get("X-Roles", ""))
+    return Subject(user, project, roles, is_admin=admin_role in roles)
 
 
 def subject_from_headers(mode: str, headers: Mapping[str, str], admin_role: str = "admin") -> Subject:
     """The Subject for a request in the given identity mode; Unauthorized if none."""
     if mode == "noauth":
         return subject_from_noauth(headers.get("X-Auth-Token"), admin_role)
-    return subject_from_trusted_headers(headers)
+    return subject_from_trusted_headers(headers, admin_role)
 
 
 class Identifier(Protocol):

@@ -36,9 +36,9 @@ from typing import Any
 import aiohttp
 
 from sidecar.config import KeystoneConfig
-from sidecar.errors import Unauthorized
+from sidecar.errors import IdentityUnavailable, Unauthorized
 from sidecar.identity import Subject
-from sidecar.service_auth import IdentityUnavailable, KeystoneServiceAuth, v3_url
+from sidecar.service_auth import KeystoneServiceAuth, v3_url
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +165,8 @@ class KeystoneIdentifier:
     async def identify(self, headers: Mapping[str, str]) -> Subject:
         """The Subject of the request's ``X-Auth-Token`` (see module docstring for errors)."""
         token = headers.get("X-Auth-Token", "").strip()
-        if not token:
+        if not token or not token.isascii() or not token.isprintable():
+            # NOTE: Keystone's tokens (Fernet, JWS) are printable ASCII; anything else is not one.
             raise TokenRejected(self._challenge)
         key = digest(token)
         now = self._clock()

@@ -24,7 +24,7 @@ from typing import Any
 from sidecar.backends.base import Backend, TargetInfo
 from sidecar.config import Config
 from sidecar.errors import BadRequest, NotFound, SidecarError, UpstreamError, UpstreamTimeout
-from sidecar.guard import ALL_INSTANCES, InstanceGuard
+from sidecar.guard import ALL_INSTANCES, Guard
 from sidecar.identity import Subject
 from sidecar.locks.model import LOCK_KINDS, LOCK_SCOPES, Lock, new_lock_id, rfc3339
 from sidecar.locks.store import LockStore
@@ -56,7 +56,7 @@ class LockService:
     """The lock operations (see module docstring)."""
 
     def __init__(self, cfg: Config, backend: Backend, engine: PolicyEngine, store: LockStore,
-                 recorder: Recorder, guard: InstanceGuard) -> None:
+                 recorder: Recorder, guard: Guard) -> None:
         self.cfg = cfg
         self.backend = backend
         self.engine = engine

@@ -23,27 +23,12 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from sidecar.config import KeystoneConfig
-from sidecar.errors import SidecarError
+from sidecar.errors import IdentityUnavailable
 
 log = logging.getLogger(__name__)
 
 # NOTE: keystoneauth1 re-authenticates when less than this is left (its MIN_TOKEN_LIFE_SECONDS).
 _STALE_S = 120
-
-
-class IdentityUnavailable(SidecarError):
-    """Keystone could not be asked (down, slow, or refusing Statelock's own credentials): 503.
-
-    ``forward_reads`` says whether a read may be forwarded unidentified anyway
-    (``identity.keystone.reads_when_keystone_down: forward``).
-    """
-
-    code = "identity_unavailable"
-    status = 503
-
-    def __init__(self, message: str, forward_reads: bool = False) -> None:
-        super().__init__(message)
-        self.forward_reads = forward_reads
 
 
 def v3_url(auth_url: str) -> str:
@@ -65,11 +50,14 @@ class KeystoneServiceAuth:
         verify: bool | str = False if cfg.insecure else (cfg.cafile or True)
         self._session = ks_session.Session(auth=self._auth, verify=verify, timeout=cfg.timeout_s,
                                            user_agent="statelock")
+        self._fetch: asyncio.Task[str] | None = None
 
     async def start(self) -> None:
         """Nothing is fetched yet: Statelock starts even while Keystone is down."""
 
     async def close(self) -> None:
+        if self._fetch is not None:
+            self._fetch.cancel()
         await asyncio.to_thread(self._session.session.close)
 
     async def token(self) -> str:
@@ -77,6 +65,13 @@ class KeystoneServiceAuth:
         ref = self._auth.auth_ref
         if ref is not None and not ref.will_expire_soon(_STALE_S):
             return str(ref.auth_token)
+        if self._fetch is None or self._fetch.done():
+            # NOTE: one fetch at a time: while Keystone hangs, callers share it instead of each holding a thread.
+            self._fetch = asyncio.create_task(self._fetch_token(), name="statelock-service-token")
+            self._fetch.add_done_callback(lambda t: None if t.cancelled() else t.exception())
+        return await asyncio.shield(self._fetch)
+
+    async def _fetch_token(self) -> str:
         try:
             token = await asyncio.wait_for(asyncio.to_thread(self._session.get_token),
                                            self._cfg.timeout_s)

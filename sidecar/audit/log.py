@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from sidecar.audit.record import GENESIS, chain_hash
+from sidecar.audit.record import GENESIS, chained_line
 from sidecar.errors import AuditError
 
 log = logging.getLogger(__name__)
@@ -245,14 +245,13 @@ class JsonlAuditLog:
 
     def _chain(self, batch: list[_Pending]) -> tuple[bytes, list[_Pending]]:
         """Link a batch into the chain; the bytes to write and the records they hold."""
-        lines: list[str] = []
+        lines: list[bytes] = []
         kept: list[_Pending] = []
         prev, seq = self._prev, self._seq
         for record, fut in batch:
             candidate = {**record, "seq": seq + 1, "prev_hash": prev}
             try:
-                candidate["hash"] = digest = chain_hash(prev, candidate)
-                line = json.dumps(candidate, separators=(",", ":"), ensure_ascii=False)
+                digest, line = chained_line(prev, candidate)
             except (TypeError, ValueError) as exc:
                 self.failures += 1
                 log.error("decision record %s can't be encoded: %s", record.get("decision_id"), exc)
@@ -264,7 +263,7 @@ class JsonlAuditLog:
             lines.append(line)
             kept.append((record, fut))
         self._next = (prev, seq)
-        return ("\n".join(lines) + "\n").encode() if lines else b"", kept
+        return b"\n".join(lines) + b"\n" if lines else b"", kept
 
     def _write(self, data: bytes) -> None:
         """Append ``data`` and fsync; on failure cut the file back to its last whole record."""
@@ -278,7 +277,7 @@ class JsonlAuditLog:
                 n = os.write(fd, view)
                 view = view[n:]
             if self._fsync:
-                os.fsync(fd)
+                os.fdatasync(fd)
         except OSError:
             try:
                 os.ftruncate(fd, self._size)

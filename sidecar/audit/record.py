@@ -43,6 +43,17 @@ def chain_hash(prev_hash: str, record: Mapping[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode() + b"\n" + canonical(record)).hexdigest()
 
 
+def chained_line(prev_hash: str, record: Mapping[str, Any]) -> tuple[str, bytes]:
+    """The hash of a record and its log line, encoding the record once.
+
+    The line is the canonical form with ``hash`` appended as the last key; readers
+    parse it as JSON, so key order does not matter to them.
+    """
+    body = canonical(record)
+    digest = hashlib.sha256(prev_hash.encode() + b"\n" + body).hexdigest()
+    return digest, body[:-1] + b',"hash":"' + digest.encode() + b'"}'
+
+
 def is_completion(record: Mapping[str, Any]) -> bool:
     """True for the non-durable record that carries a decision's upstream outcome."""
     return record.get("type") == COMPLETION

@@ -78,8 +78,8 @@ def _response(status: int, doc: Any | None) -> ForwardResponse:
 
 
 def _fault(exc: SidecarError) -> ForwardResponse:
-    return ForwardResponse(exc.status, [("Content-Type", "application/json; charset=UTF-8")],
-                           _one(fault_body(exc.status, exc.message)))
+    return ForwardResponse(exc.status, [("Content-Type", "application/json; charset=UTF-8"),
+                                        *exc.headers], _one(fault_body(exc.status, exc.message)))
 
 
 class DriverBackend:

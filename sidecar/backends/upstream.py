@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from multidict import CIMultiDict
@@ -21,6 +21,17 @@ from multidict import CIMultiDict
 from sidecar.backends.base import ForwardRequest, ForwardResponse, TargetInfo
 from sidecar.config import BackendConfig
 from sidecar.errors import NotFound, TargetUnresolved, UpstreamError, UpstreamTimeout
+
+
+class ServiceTokenSource(Protocol):
+    """Where Statelock's own token comes from when none is configured (Keystone)."""
+
+    async def token(self) -> str:
+        """A current token of Statelock's service user."""
+
+    def invalidate(self) -> None:
+        """Forget the token (the upstream refused it)."""
+
 
 HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
@@ -51,8 +62,10 @@ def forwarded_headers(request: ForwardRequest) -> CIMultiDict[str]:
 class UpstreamBackend:
     """A Backend forwarding to ``backend.upstream_url`` (see module docstring)."""
 
-    def __init__(self, cfg: BackendConfig, host_ttl_s: float = 30.0) -> None:
+    def __init__(self, cfg: BackendConfig, host_ttl_s: float = 30.0,
+                 service_auth: ServiceTokenSource | None = None) -> None:
         assert cfg.upstream_url is not None
+        self._service_auth = service_auth
         self._base = cfg.upstream_url.rstrip("/")
         self._cfg = cfg
         self._session: aiohttp.ClientSession | None = None
@@ -112,23 +125,41 @@ class UpstreamBackend:
         """Drop the cached host (after a migrate, evacuate or unshelve was forwarded)."""
         self._hosts.pop(instance_id, None)
 
-    def _service_headers(self) -> dict[str, str]:
+    async def _service_headers(self) -> dict[str, str]:
+        """Statelock's own identity: the configured token, else the Keystone service token."""
         headers = {"Accept": "application/json", "OpenStack-API-Version": "compute 2.1"}
         if self._cfg.service_auth.token:
             headers["X-Auth-Token"] = self._cfg.service_auth.token
+        elif self._service_auth is not None:
+            headers["X-Auth-Token"] = await self._service_auth.token()
         return headers
+
+    async def _service_call(self, method: str, url: str, body: bytes | None = None
+                            ) -> tuple[int, bytes]:
+        """One call as Statelock's service identity; a 401 refreshes a Keystone token once."""
+        for attempt in (1, 2):
+            headers = await self._service_headers()
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            async with self.session.request(method, url, data=body, headers=headers,
+                                            timeout=aiohttp.ClientTimeout(total=10)) as resp:
+                data = await resp.read()
+                if resp.status == 401 and attempt == 1 and self._service_auth is not None \
+                        and not self._cfg.service_auth.token:
+                    self._service_auth.invalidate()
+                    continue
+                return resp.status, data
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def _get_server(self, instance_id: str) -> Mapping[str, Any]:
         url = f"{self._base}/v2.1/servers/{instance_id}"
         try:
-            async with self.session.get(url, headers=self._service_headers(),
-                                        timeout=aiohttp.ClientTimeout(total=10)) as resp:
-                if resp.status == 404:
-                    raise NotFound(f"Instance {instance_id} could not be found.")
-                if resp.status != 200:
-                    raise TargetUnresolved(
-                        f"cannot look up instance {instance_id}: upstream answered {resp.status}")
-                doc = await resp.json(content_type=None)
+            status, data = await self._service_call("GET", url)
+            if status == 404:
+                raise NotFound(f"Instance {instance_id} could not be found.")
+            if status != 200:
+                raise TargetUnresolved(f"cannot look up instance {instance_id}: upstream answered {status}")
+            doc = json.loads(data)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise TargetUnresolved(f"cannot look up instance {instance_id}: {exc}") from exc
         server = doc.get("server") if isinstance(doc, Mapping) else None
@@ -159,18 +190,15 @@ class UpstreamBackend:
 
     async def power(self, instance_id: str, operation: str) -> None:
         url = f"{self._base}/v2.1/servers/{instance_id}/action"
-        body = json.dumps({operation: None}).encode()
-        headers = {**self._service_headers(), "Content-Type": "application/json"}
         try:
-            async with self.session.post(url, data=body, headers=headers) as resp:
-                if resp.status >= 300:
-                    text = (await resp.text())[:300]
-                    raise UpstreamError(f"{operation} of {instance_id} failed upstream: "
-                                        f"{resp.status} {text}")
+            status, data = await self._service_call("POST", url, json.dumps({operation: None}).encode())
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{operation} of {instance_id} timed out upstream") from exc
         except aiohttp.ClientError as exc:
             raise UpstreamError(f"{operation} of {instance_id}: upstream unreachable") from exc
+        if status >= 300:
+            text = data[:300].decode(errors="replace")
+            raise UpstreamError(f"{operation} of {instance_id} failed upstream: {status} {text}")
 
     async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None) -> None:
         """Nothing to do: Nova has no hypervisor-level boot block; the lock table enforces."""

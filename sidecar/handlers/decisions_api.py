@@ -33,7 +33,7 @@ async def list_decisions(request: web.Request) -> web.Response:
         records = await asyncio.to_thread(query_records, log_files(enforcer.cfg.audit.path), filters)
     except SidecarError as exc:
         return web.Response(status=exc.status, content_type="application/json",
-                            body=fault_body(exc.status, exc.message))
+                            body=fault_body(exc.status, exc.message), headers=dict(exc.headers))
     return web.json_response({"decisions": records})
 
 

@@ -31,6 +31,8 @@ READ_ROLES = frozenset({"admin", "auditor", "billing", "legal", "security", "sta
 def _error(exc: SidecarError, decision_id: str | None = None) -> web.Response:
     resp = web.Response(status=exc.status, body=fault_body(exc.status, exc.message),
                         content_type="application/json")
+    for name, value in exc.headers:
+        resp.headers.add(name, value)
     if decision_id:
         resp.headers[DECISION_HEADER] = decision_id
     return resp

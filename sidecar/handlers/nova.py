@@ -1,27 +1,115 @@
-"""The Nova-facing handler: every request that is not Statelock's own goes through here."""
+"""The Nova-facing handler: every request that is not Statelock's own goes through here.
+
+Before anything is classified the request is held to ``limits.*``: header line,
+size and count (414/431), body size (413), the time to send the body (408) and
+the number of requests in flight (503); each answer is Nova-shaped and counted in
+``statelock_refused_requests`` under ``limit_<name>``. The aiohttp server's own
+parser limits and header timeout come from ``server_settings``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import inspect
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from aiohttp import web
 
 from sidecar.appkeys import ENFORCER
-from sidecar.enforce import IncomingRequest, Reply
+from sidecar.config import LimitsConfig
+from sidecar.enforce import Enforcer, IncomingRequest, Reply
 from sidecar.faults import fault_body
 
 
+@dataclass
+class RequestLimiter:
+    """Per-application state of the limits: how many requests are in flight."""
+
+    in_flight: int = 0
+
+
+LIMITER = web.AppKey("nova_request_limiter", RequestLimiter)
+
+
+def add_limits(app: web.Application) -> RequestLimiter:
+    """Give ``app`` its RequestLimiter (idempotent); without one, ``max_concurrent_requests`` is not enforced."""
+    if LIMITER not in app:
+        app[LIMITER] = RequestLimiter()
+    return app[LIMITER]
+
+
+def server_settings(limits: LimitsConfig) -> dict[str, Any]:
+    """The aiohttp server settings for ``web.Application(handler_args=...)``.
+
+    The parser's hard ceilings are twice the configured limits, so a request just
+    over a limit still reaches ``nova_handler`` and gets a Nova-shaped 414/431; far
+    over, the parser answers a plain 400 and closes. ``keepalive_timeout`` is also
+    aiohttp's deadline for a request's headers (slow clients are disconnected).
+    """
+    return {
+        "max_line_size": 2 * limits.max_header_line_bytes,
+        "max_field_size": 2 * limits.max_header_line_bytes,
+        "max_headers": 2 * limits.max_header_count,
+        "keepalive_timeout": limits.header_timeout_s,
+    }
+
+
+def header_limit(limits: LimitsConfig, method: str, raw_path: str,
+                 raw_headers: Sequence[tuple[bytes, bytes]]) -> tuple[int, str, str] | None:
+    """The first header limit a request is over, as (status, limit code, message), or None."""
+    if len(method) + len(raw_path.encode("utf-8", "surrogateescape")) + 10 > limits.max_header_line_bytes:
+        return 414, "limit_header_line", "Request-URI Too Long"
+    if len(raw_headers) > limits.max_header_count:
+        return 431, "limit_header_count", f"More than {limits.max_header_count} header lines."
+    total = 0
+    for name, value in raw_headers:
+        line = len(name) + len(value) + 2
+        if line > limits.max_header_line_bytes:
+            return 431, "limit_header_line", (f"A header line is longer than {limits.max_header_line_bytes} "
+                                              "bytes.")
+        total += line + 2
+    if total > limits.max_header_bytes:
+        return 431, "limit_header_bytes", f"Headers are larger than {limits.max_header_bytes} bytes."
+    return None
+
+
 async def nova_handler(request: web.Request) -> web.StreamResponse:
-    """Read the request, run it through the Enforcer, and answer or stream the reply."""
+    """Hold the request to the limits, run it through the Enforcer, answer or stream the reply."""
     enforcer = request.app[ENFORCER]
-    limit = enforcer.cfg.limits.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        return _too_large(limit)
+    limits = enforcer.cfg.limits
+    over = header_limit(limits, request.method, request.raw_path, request.raw_headers)
+    if over is not None:
+        return _over_limit(enforcer, *over)
+    limiter = request.app.get(LIMITER)
+    if limiter is not None and limiter.in_flight >= limits.max_concurrent_requests:
+        resp = _over_limit(enforcer, 503, "limit_concurrency", "Too many requests in flight; retry.")
+        resp.headers["Retry-After"] = "1"
+        return resp
+    if limiter is not None:
+        limiter.in_flight += 1
     try:
-        body = await request.read()
+        return await _handle(request, enforcer, limits)
+    finally:
+        if limiter is not None:
+            limiter.in_flight -= 1
+
+
+async def _handle(request: web.Request, enforcer: Enforcer, limits: LimitsConfig) -> web.StreamResponse:
+    limit = limits.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        return _over_limit(enforcer, 413, "limit_body_bytes", f"Request body is larger than {limit} bytes.")
+    try:
+        async with asyncio.timeout(limits.request_timeout_s):
+            body = await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return _too_large(limit)
+        return _over_limit(enforcer, 413, "limit_body_bytes", f"Request body is larger than {limit} bytes.")
+    except TimeoutError:
+        return _over_limit(enforcer, 408, "limit_request_timeout",
+                           f"The request body did not arrive within {limits.request_timeout_s:g} s.")
     peer = request.transport.get_extra_info("peername") if request.transport else None
     incoming = IncomingRequest(
         method=request.method,
@@ -33,13 +121,21 @@ async def nova_handler(request: web.Request) -> web.StreamResponse:
         host=request.host,
     )
     reply = await enforcer.handle(incoming)
+    if reply.status == 504 and reply.stream is None:
+        enforcer.metrics.refusals.labels("limit_upstream_timeout").inc()
     return await send_reply(request, reply)
 
 
-def _too_large(limit: int) -> web.Response:
-    return web.Response(
-        status=413, body=fault_body(413, f"Request body is larger than {limit} bytes."),
-        content_type="application/json")
+def _over_limit(enforcer: Enforcer, status: int, code: str, message: str) -> web.Response:
+    """A Nova-shaped answer to a request over a limit; the connection is closed after it."""
+    enforcer.metrics.refusals.labels(code).inc()
+    if status in (413, 414, 431):
+        body = json.dumps({"overLimit": {"code": status, "message": message}}).encode()
+    else:
+        body = fault_body(status, message)
+    resp = web.Response(status=status, body=body, content_type="application/json", charset="UTF-8")
+    resp.force_close()
+    return resp
 
 
 async def send_reply(request: web.Request, reply: Reply) -> web.StreamResponse:

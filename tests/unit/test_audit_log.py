@@ -147,7 +147,7 @@ async def test_failed_fsync_cuts_the_file_back_to_the_last_good_record(
     def failing_fsync(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr("sidecar.audit.log.os.fsync", failing_fsync)
+    monkeypatch.setattr("sidecar.audit.log.os.fdatasync", failing_fsync)
     with pytest.raises(AuditError, match="Input/output error"):
         await audit.append({"n": "lost"})
     assert path.read_bytes() == before

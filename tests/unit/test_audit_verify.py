@@ -249,15 +249,15 @@ async def test_a_failed_write_leaves_no_partial_records(tmp_path: Path, monkeypa
     log = JsonlAuditLog(str(path), flush_window_ms=0, fsync=True)
     await log.open()
     await log.append(_record(1))
-    real_fsync = os.fsync
+    real_fsync = os.fdatasync
 
     def disk_full(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(os, "fsync", disk_full)
+    monkeypatch.setattr(os, "fdatasync", disk_full)
     with pytest.raises(AuditError, match="No space left"):
         await log.append(_record(2))
-    monkeypatch.setattr(os, "fsync", real_fsync)
+    monkeypatch.setattr(os, "fdatasync", real_fsync)
     await log.append(_record(3))
     await log.close()
 

@@ -50,7 +50,7 @@ def test_defaults() -> None:
     assert (cfg.policy.engine, cfg.policy.bundle, cfg.policy.opa_url) == ("embedded", "policies/", None)
     assert (cfg.policy.timeout_ms, cfg.policy.decision_path) == (500, "statelock/authz/decision")
     assert cfg.audit == AuditConfig()
-    assert (cfg.audit.on_failure, cfg.audit.flush_window_ms, cfg.audit.fsync) == ("deny", 2.0, True)
+    assert (cfg.audit.on_failure, cfg.audit.flush_window_ms, cfg.audit.fsync) == ("deny", 0.0, True)
     assert cfg.classifier.actions == str(REPO_ROOT / "config" / "actions.yaml")
     assert cfg.classifier.reads_skip_policy is True
     assert (cfg.limits.max_body_bytes, cfg.limits.max_json_depth) == (114688, 32)
@@ -108,7 +108,7 @@ INVALID: list[tuple[dict[str, Any] | list[Any] | str, str]] = [
     (minimal(limits={"max_json_depth": "32"}), "limits.max_json_depth: expected a whole number"),
     (minimal(mode="enforcing"), "mode: 'enforcing' is not one of"),
     (minimal(backend={"kind": "proxy"}), "backend.kind: 'proxy' is not one of"),
-    (minimal(identity={"mode": "keystone"}), "identity.mode: 'keystone' is not one of"),
+    (minimal(identity={"mode": "kerberos"}), "identity.mode: 'kerberos' is not one of"),
     (minimal(policy={"engine": "cedar"}), "policy.engine: 'cedar' is not one of"),
     (minimal(audit={"on_failure": "ignore"}), "audit.on_failure: 'ignore' is not one of"),
     (minimal(listen="8774"), "listen:"),
@@ -127,7 +127,7 @@ INVALID: list[tuple[dict[str, Any] | list[Any] | str, str]] = [
     (minimal(backend={"timeout_s": 0}), "backend.timeout_s"),
     (minimal(backend={"connect_timeout_s": -1}), "backend.connect_timeout_s"),
     (minimal(backend={"pool_size": 0}), "backend.pool_size"),
-    (minimal(lockstore={"url": "postgresql://db/locks"}), "lockstore.url: 'postgresql://db/locks'"),
+    (minimal(lockstore={"url": "mysql://db/locks"}), "lockstore.url: scheme 'mysql' is not supported"),
     (minimal(lockstore={"url": "sqlite://relative.db"}), "lockstore.url"),
     (minimal(policy={"engine": "opa"}), "policy.opa_url: required"),
     (minimal(policy={"timeout_ms": 0}), "policy.timeout_ms"),

@@ -22,10 +22,10 @@ from sidecar.identity import (
     ("alice:demo: reader , member ,reader", Subject("alice", "demo", ("member", "reader"))),
     ("alice:demo:", Subject("alice", "demo", ())),
     ("billing-svc:service:billing", Subject("billing-svc", "service", ("billing",))),
-    ("alice:demo:admin", Subject("alice", "demo", ("admin",))),
-    ("admin:admin", Subject("admin", "admin", ("admin", "member", "reader"))),
-    ("admin:demo:reader", Subject("admin", "demo", ("admin", "reader"))),
-    ("admin:demo:admin,reader", Subject("admin", "demo", ("admin", "reader"))),
+    ("alice:demo:admin", Subject("alice", "demo", ("admin",), is_admin=True)),
+    ("admin:admin", Subject("admin", "admin", ("admin", "member", "reader"), is_admin=True)),
+    ("admin:demo:reader", Subject("admin", "demo", ("admin", "reader"), is_admin=True)),
+    ("admin:demo:admin,reader", Subject("admin", "demo", ("admin", "reader"), is_admin=True)),
 ])
 def test_noauth_tokens(token: str, expected: Subject) -> None:
     assert subject_from_noauth(token) == expected
@@ -51,7 +51,7 @@ def test_bad_noauth_tokens_are_unauthorized(token: str | None) -> None:
     ({"X-User-Id": "u1", "X-Project-Id": "p1", "X-Roles": "member,reader"},
      Subject("u1", "p1", ("member", "reader"))),
     ({"x-user-id": " u1 ", "x-project-id": "p1", "x-roles": "admin, member,"},
-     Subject("u1", "p1", ("admin", "member"))),
+     Subject("u1", "p1", ("admin", "member"), is_admin=True)),
     ({"X-User-Id": "u1", "X-Project-Id": "p1"}, Subject("u1", "p1", ())),
     ({"X-User-Id": "admin", "X-Project-Id": "p1"}, Subject("admin", "p1", ())),
 ])
@@ -74,7 +74,7 @@ def test_trusted_headers_without_identity_are_unauthorized(hdrs: dict[str, str])
 
 @pytest.mark.parametrize(("mode", "hdrs", "expected"), [
     ("noauth", {"X-Auth-Token": "alice:demo"}, Subject("alice", "demo", ("member", "reader"))),
-    ("noauth", {"x-auth-token": "admin:admin:reader"}, Subject("admin", "admin", ("admin", "reader"))),
+    ("noauth", {"x-auth-token": "admin:admin:reader"}, Subject("admin", "admin", ("admin", "reader"), is_admin=True)),
     ("trusted-headers", {"X-User-Id": "u", "X-Project-Id": "p", "X-Roles": "member"}, Subject("u", "p", ("member",))),
 ])
 def test_subject_from_headers_dispatches_on_mode(mode: str, hdrs: dict[str, str], expected: Subject) -> None:
@@ -92,15 +92,16 @@ def test_each_mode_ignores_the_other_modes_headers(mode: str, hdrs: dict[str, st
 
 def test_subject_as_input_and_has_role() -> None:
     subject = Subject("alice", "demo", ("member", "reader"))
-    assert subject.as_input() == {"user_id": "alice", "project_id": "demo", "roles": ["member", "reader"]}
+    assert subject.as_input() == {"user_id": "alice", "project_id": "demo", "roles": ["member", "reader"],
+                                  "domain_id": None, "is_admin": False, "system_scope": None}
     assert subject.has_role("member")
     assert not subject.has_role("admin")
 
 
 @pytest.mark.parametrize(("mode", "hdrs", "expected"), [
-    ("noauth", {"X-Auth-Token": "admin:demo"}, Subject("admin", "demo", ("cloud-admin", "member", "reader"))),
+    ("noauth", {"X-Auth-Token": "admin:demo"}, Subject("admin", "demo", ("cloud-admin", "member", "reader"), is_admin=True)),
     ("trusted-headers", {"X-User-Id": "u", "X-Project-Id": "p", "X-Roles": "cloud-admin"},
-     Subject("u", "p", ("cloud-admin",))),
+     Subject("u", "p", ("cloud-admin",), is_admin=True)),
 ])
 async def test_header_identifier_identifies_by_mode(mode: str, hdrs: dict[str, str], expected: Subject) -> None:
     identifier = HeaderIdentifier(mode, admin_role="cloud-admin")

@@ -4,13 +4,18 @@ A pure function over the route table in ``config/actions.yaml``. It reads a requ
 the way Nova's API stack does (percent-decoded PATH_INFO, ``//`` collapsed, Python
 ``json`` with ``\\u`` escapes decoded) but refuses, with ``BadRequest``, everything
 where Statelock and the upstream could read the request differently: duplicate JSON
-keys, zero or several action keys, non-UTF-8, odd path segments, unknown actions.
-Nothing that raises here is ever forwarded.
+keys, zero or several action keys, non-UTF-8, odd path segments, unknown actions,
+a ``_method`` query parameter (Routes, in front of Nova's controllers, routes
+``GET /servers/X?_method=DELETE`` to the delete), header names with ``_`` (the WSGI
+server reads ``OpenStack_API_Version`` as ``OpenStack-API-Version``), a repeated
+Content-Type or X-Auth-Token, and Connection options that would strip a header
+Statelock read before forwarding. Nothing that raises here is ever forwarded.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import uuid
 from collections.abc import Mapping
@@ -32,6 +37,22 @@ _PROJECT_RE = re.compile(r"^[0-9a-f-]+$")
 _SAFE_PATH_RE = re.compile(r"^[A-Za-z0-9._~!$&'()*+,;=:@/-]*$")
 _JSON_TYPES = ("", "application/json", "application/vnd.openstack.compute+json", "text/plain")
 _OVERRIDE_HEADERS = ("x-http-method-override", "x-http-method", "x-method-override")
+# Headers Statelock or the upstream read as one value; a second copy is refused.
+_SINGLE_HEADERS = ("content-type", "x-auth-token", "host")
+# Connection options that are hop-by-hop anyway; any other names a header to strip.
+_CONNECTION_OPTIONS = frozenset({"keep-alive", "close", "upgrade", "te", "trailer", "trailers",
+                                 "transfer-encoding", "proxy-connection", "expect"})
+_UNKNOWN_READS = ("forward", "deny")
+_READ_METHODS = ("GET", "HEAD", "OPTIONS")
+_QUERY_SPLIT_RE = re.compile("[&;]")
+
+
+class LimitExceeded(BadRequest):
+    """A request is over one of the ``limits.*``; ``code`` names the limit in metrics."""
+
+    def __init__(self, message: str, code: str, status: int = 400) -> None:
+        super().__init__(message, status)
+        self.code = code
 
 
 @dataclass(frozen=True)
@@ -158,7 +179,7 @@ def effective_microversion(
     ``X-OpenStack-Nova-API-Version`` (its last item); else 2.1.
     """
     value: str | None = None
-    std = headers.get("OpenStack-API-Version")
+    std = _joined(headers, "OpenStack-API-Version")
     if std:
         for item in reversed(std.split(",")):
             parts = item.strip().split(None, 1)
@@ -166,7 +187,7 @@ def effective_microversion(
                 value = parts[1].strip()
                 break
     if value is None:
-        legacy = headers.get("X-OpenStack-Nova-API-Version")
+        legacy = _joined(headers, "X-OpenStack-Nova-API-Version")
         if legacy:
             value = legacy.split(",")[-1].strip()
     if value is None:
@@ -188,6 +209,58 @@ def effective_microversion(
     return version
 
 
+def _values(headers: Mapping[str, str], name: str) -> list[str]:
+    getall = getattr(headers, "getall", None)
+    if getall is not None:
+        return list(getall(name, []))
+    value = headers.get(name)
+    return [] if value is None else [value]
+
+
+def _joined(headers: Mapping[str, str], name: str) -> str | None:
+    """Every copy of a header joined with ``,``, as the WSGI server in front of Nova does."""
+    values = _values(headers, name)
+    return ",".join(values) if values else None
+
+
+def check_headers(headers: Mapping[str, str]) -> None:
+    """Refuse headers the upstream could read differently from Statelock (BadRequest).
+
+    Method-override headers; names with ``_`` (WSGI servers fold ``_`` and ``-``
+    into the same environ key); a second Content-Type, X-Auth-Token or Host;
+    Connection options naming a header that forwarding would then strip.
+    """
+    for name in headers:
+        low = name.lower()
+        if low in _OVERRIDE_HEADERS:
+            raise BadRequest(f"Method override header {name} is not accepted")
+        if "_" in name:
+            raise BadRequest(f"Header name {name!r} is not accepted: it holds '_'")
+    for name in _SINGLE_HEADERS:
+        if len(_values(headers, name)) > 1:
+            raise BadRequest(f"Header {name} is repeated")
+    for value in _values(headers, "Connection"):
+        for option in value.split(","):
+            if option.strip() and option.strip().lower() not in _CONNECTION_OPTIONS:
+                raise BadRequest(f"Connection option {option.strip()!r} is not accepted")
+
+
+def check_query(query: str) -> None:
+    """Refuse a ``_method`` query parameter (BadRequest).
+
+    Routes' RoutesMiddleware, in front of Nova's controllers, matches a request whose
+    query holds ``_method=X`` as if its method were X: ``GET /servers/ID?_method=DELETE``
+    deletes the server. Names are compared percent-decoded, since the forwarding
+    client re-quotes ``%5F`` as ``_``.
+    """
+    if "_" not in query and "%" not in query:
+        return
+    for piece in _QUERY_SPLIT_RE.split(query):
+        name = piece.split("=", 1)[0].replace("+", " ")
+        if unquote_to_bytes(name).strip().lower() == b"_method":
+            raise BadRequest("The _method query parameter is not accepted")
+
+
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in pairs:
@@ -197,12 +270,26 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _reject_constant(name: str) -> Any:
+    # NOTE: NaN and Infinity are not JSON; Python (and so Nova) reads them, but no Nova
+    # schema accepts them and the policy input could not carry them.
+    raise BadRequest(f"Malformed request body: {name} is not a number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise BadRequest(f"Malformed request body: {text[:40]} is out of range")
+    return value
+
+
 def _depth(value: Any, limit: int) -> None:
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, d = stack.pop()
         if d > limit:
-            raise BadRequest(f"Malformed request body: JSON nested deeper than {limit}")
+            raise LimitExceeded(f"Malformed request body: JSON nested deeper than {limit}",
+                                "limit_json_depth")
         if isinstance(item, dict):
             stack.extend((v, d + 1) for v in item.values())
         elif isinstance(item, list):
@@ -227,9 +314,11 @@ def parse_json_body(body: bytes, content_type: str, max_depth: int) -> Any:
     except UnicodeDecodeError:
         raise BadRequest("Malformed request body: not UTF-8") from None
     try:
-        value = json.loads(text, object_pairs_hook=_reject_duplicates)
+        value = json.loads(text, object_pairs_hook=_reject_duplicates,
+                           parse_constant=_reject_constant, parse_float=_finite_float)
     except RecursionError:
-        raise BadRequest("Malformed request body: JSON nested too deeply") from None
+        raise LimitExceeded("Malformed request body: JSON nested too deeply",
+                            "limit_json_depth") from None
     except ValueError as exc:
         if isinstance(exc, BadRequest):  # pragma: no cover - BadRequest is not a ValueError
             raise
@@ -282,13 +371,20 @@ def classify(
     body: bytes,
     table: RouteTable,
     max_json_depth: int = 32,
+    unknown_reads: str = "forward",
 ) -> Action:
-    """Classify one request. Raises BadRequest or NotFound for what must not be forwarded."""
+    """Classify one request. Raises BadRequest or NotFound for what must not be forwarded.
+
+    ``unknown_reads`` is ``forward`` (a GET, HEAD or OPTIONS to a route the table
+    does not list is a read) or ``deny`` (only a GET of a listed route is a read;
+    anything else unlisted is ``unknown``, which is never forwarded).
+    """
+    if unknown_reads not in _UNKNOWN_READS:
+        raise ValueError(f"unknown_reads must be one of {_UNKNOWN_READS}")
     method = method.upper()
-    for h in _OVERRIDE_HEADERS:
-        if h in headers:
-            raise BadRequest(f"Method override header {h} is not accepted")
+    check_headers(headers)
     path, query, changed = normalise_path(raw_path)
+    check_query(query)
     forward_path = (quote(path, safe="/:@!$&'()*+,;=-._~") if changed else path) + (
         "?" + query if query else ""
     )
@@ -319,33 +415,36 @@ def classify(
             project, rest = rest[0], rest[1:]
         break
     if rest is None:
-        return _unknown_or_read(method, base, "unversioned")
+        return _unknown_or_read(method, base, "unversioned", unknown_reads, listed=path == "/")
 
     mv = (2, 1) if legacy else effective_microversion(headers, table)
     base.update(microversion=mv, legacy_v2=legacy, project_in_path=project)
     if not rest:
-        return _unknown_or_read(method, base, "version_document")
+        return _unknown_or_read(method, base, "version_document", unknown_reads, listed=True)
     if rest[0] in table.server_collections:
         if trailing and method not in ("GET", "HEAD"):
             raise NotFound("The resource could not be found.")
-        return _classify_server(method, rest[1:], headers, body, table, max_json_depth, base)
+        return _classify_server(method, rest[1:], headers, body, table, max_json_depth, base,
+                                unknown_reads)
     special = next((r for r in table.other_routes if r.method == method and _match(r.segments, rest)),
                    None)
     if special is not None:
         return Action(name=special.name, kind=special.kind, **base)
     if rest[0] in table.other_resources:
-        if method in ("GET", "HEAD", "OPTIONS"):
-            return Action(name=rest[0], kind="read", **base)
+        if method in _READ_METHODS:
+            return _unknown_or_read(method, base, rest[0], unknown_reads, listed=True)
         if method in ("POST", "PUT"):
             body_value = parse_json_body(body, headers.get("Content-Type", ""), max_json_depth)
         else:
             body_value = None
         return Action(name=rest[0], kind="state_change", body=body_value, **base)
-    return _unknown_or_read(method, base, "unknown_route")
+    return _unknown_or_read(method, base, "unknown_route", unknown_reads)
 
 
-def _unknown_or_read(method: str, base: dict[str, Any], name: str) -> Action:
-    if method in ("GET", "HEAD", "OPTIONS"):
+def _unknown_or_read(method: str, base: dict[str, Any], name: str, unknown_reads: str,
+                     listed: bool = False) -> Action:
+    """A read for GET/HEAD/OPTIONS (with ``unknown_reads: deny``, only a GET of a listed route)."""
+    if method in _READ_METHODS and (unknown_reads == "forward" or (listed and method == "GET")):
         return Action(name=name, kind="read", **base)
     return Action(name=name, kind="unknown", **base)
 
@@ -358,15 +457,14 @@ def _classify_server(
     table: RouteTable,
     max_json_depth: int,
     base: dict[str, Any],
+    unknown_reads: str,
 ) -> Action:
     route = next(
         (r for r in table.server_routes if r.method == method and _match(r.segments, segs)),
         None,
     )
     if route is None:
-        if method in ("GET", "HEAD", "OPTIONS"):
-            return Action(name="unknown_route", kind="read", **base)
-        return Action(name="unknown_route", kind="unknown", **base)
+        return _unknown_or_read(method, base, "unknown_route", unknown_reads)
     instance_id = None
     if route.segments and route.segments[0] == "{id}":
         instance_id = _canonical_uuid(segs[0])

@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from sidecar import __version__
 from sidecar.cli_audit import add_audit_commands, run_audit_command
 from sidecar.cli_locks import add_lock_commands, run_lock_command
+from sidecar.cli_migrate import run_migrate_command
 from sidecar.config import Config, explain, load_config
 from sidecar.errors import ConfigError, SidecarError
+from sidecar.locks.model import redact_url
 
 EPILOG = """\
 examples:
@@ -88,7 +90,7 @@ def _check(path: str | None, do_explain: bool) -> int:
         cfg.backend.driver.get("name")
     print(f"  backend  {cfg.backend.kind} -> {target}")
     print(f"  identity {cfg.identity.mode}")
-    print(f"  locks    {cfg.lockstore.url}")
+    print(f"  locks    {redact_url(cfg.lockstore.url)}")
     print(f"  policy   {cfg.policy.engine} ({cfg.policy.bundle})")
     print(f"  audit    {cfg.audit.path} (on_failure: {cfg.audit.on_failure})")
     return 0
@@ -107,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _check(args.file, args.explain)
         if args.command == "audit":
             return run_audit_command(args)
+        if args.command == "locks" and args.locks_command == "migrate":
+            return run_migrate_command(args)
         if args.command in ("locks", "suspend-lock", "unlock-resume"):
             return run_lock_command(args)
     except ConfigError as exc:

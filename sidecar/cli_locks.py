@@ -18,6 +18,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+from sidecar.cli_migrate import add_migrate_command
+
 DEFAULT_URL = "http://127.0.0.1:8774"
 _COLUMNS = ("id", "kind", "scope", "target", "state", "owner", "expires_at", "reason")
 
@@ -87,6 +89,7 @@ def add_lock_commands(sub: Any) -> None:
     locks = sub.add_parser("locks", help="list, show, add and remove locks",
                            description="Manage locks through the running sidecar's API.")
     lsub = locks.add_subparsers(dest="locks_command", metavar="ACTION", required=True)
+    add_migrate_command(lsub)
     ls = lsub.add_parser("list", parents=[common], help="list locks")
     for name in ("scope", "target", "kind", "owner"):
         ls.add_argument(f"--{name}", help=f"only locks with this {name}")

@@ -181,11 +181,16 @@ class Enforcer:
     async def _state_change(self, req: IncomingRequest, ctx: Ctx, subject: Subject) -> Reply:
         action = ctx.action
         assert action is not None
-        async with self.guard.shared(ALL_INSTANCES):
-            if action.instance_id is None:
-                return await self._decide_and_forward(req, ctx, subject)
-            async with self.guard.shared(action.instance_id):
-                reply = await self._decide_and_forward(req, ctx, subject)
+        try:
+            async with self.guard.shared(ALL_INSTANCES):
+                if action.instance_id is None:
+                    return await self._decide_and_forward(req, ctx, subject)
+                async with self.guard.shared(action.instance_id):
+                    reply = await self._decide_and_forward(req, ctx, subject)
+        except SidecarError as exc:
+            # NOTE: only entering a guard raises here (PostgreSQL: not free in time, store down).
+            await self.recorder.error(ctx, {"subject": subject.as_input(), "action": action_input(action)}, exc)
+            return error_reply(exc, ctx.reply_headers(), ctx.decision_id)
         if action.name in _HOST_CHANGING:
             self.backend.forget_host(action.instance_id)
         return reply

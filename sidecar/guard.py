@@ -11,12 +11,30 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 # NOTE: project and host locks take this key exclusively and every state change takes it
 # shared, so a scoped lock call orders against all in-flight state changes at once.
 ALL_INSTANCES = "*"
+
+
+class Guard(Protocol):
+    """Reader/writer exclusion keyed by instance id (or ``ALL_INSTANCES``).
+
+    Entering ``shared`` or ``exclusive`` may raise LockStoreError when the guard can't
+    be had within its bound (then nothing was done: fail closed); leaving never raises.
+    Implementations: ``InstanceGuard`` (one process), ``PgAdvisoryGuard`` (replicas).
+    """
+
+    def shared(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Hold the guard shared (a state change) for the block."""
+        ...
+
+    def exclusive(self, key: str) -> AbstractAsyncContextManager[None]:
+        """Hold the guard exclusively (placing or removing a lock) for the block."""
+        ...
 
 
 @dataclass

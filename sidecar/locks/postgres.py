@@ -20,23 +20,22 @@ through the forward; the store's reads inside the guard run on that connection.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, LiteralString
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from sidecar.errors import LockStoreError
 from sidecar.identity import Subject
-from sidecar.locks.model import Lock, LockFilter
+from sidecar.locks.model import Lock, LockFilter, redact_url
+from sidecar.locks.pg_cache import LockCache
 
 log = logging.getLogger(__name__)
 
@@ -120,20 +119,8 @@ MIGRATIONS: tuple[str, ...] = (
 _COLUMNS = ("id, kind, scope, target, reason, owner_user_id, owner_project_id, owner_roles, "
             "created_at, expires_at, state, source, note")
 _IN_FORCE = "(expires_at IS NULL OR expires_at > %s)"
-_INSERT: LiteralString = (f"INSERT INTO locks ({_COLUMNS}) "  # noqa: S608
+_INSERT: LiteralString = (f"INSERT INTO locks ({_COLUMNS}) "
                           "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)")
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}@{host}" if parts.username else host
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 def _row_to_lock(row: Sequence[Any]) -> Lock:
@@ -184,81 +171,6 @@ class PgSession:
             log.exception("closing a lock store connection failed")
 
 
-@dataclass
-class _Entry:
-    locks: tuple[Lock, ...]
-    generation: int
-    since: datetime
-
-
-class _LockCache:
-    """Recently read lock rows, valid only up to the notifications applied (see module docs)."""
-
-    def __init__(self, max_instances: int = 10_000) -> None:
-        self.applied = -1
-        self._max = max_instances
-        self._instances: OrderedDict[str, _Entry] = OrderedDict()
-        self._scoped: _Entry | None = None
-
-    def reset(self, generation: int) -> None:
-        self._instances.clear()
-        self._scoped = None
-        self.applied = generation
-
-    def forget(self) -> None:
-        self.reset(-1)
-
-    def apply(self, payload: str) -> None:
-        """Apply one notification; a gap or a malformed one drops everything."""
-        try:
-            doc = json.loads(payload)
-            generation, scope, target = int(doc["generation"]), str(doc["scope"]), str(doc["target"])
-        except (ValueError, KeyError, TypeError):
-            log.warning("unreadable lock notification %r: cache dropped", payload)
-            self.forget()
-            return
-        if generation <= self.applied:
-            return
-        if generation != self.applied + 1 or scope == "*":
-            self.reset(generation)
-            return
-        self.drop(scope, target, generation)
-        self.applied = generation
-
-    def drop(self, scope: str, target: str, generation: int | None = None) -> None:
-        """Drop what is cached for a target (changed at ``generation``; None: now, by us)."""
-        if scope == "instance":
-            entry = self._instances.get(target)
-            if entry is not None and (generation is None or entry.generation < generation):
-                del self._instances[target]
-        elif self._scoped is not None and (generation is None or self._scoped.generation < generation):
-            self._scoped = None
-
-    def _valid(self, entry: _Entry | None, generation: int, now: datetime) -> tuple[Lock, ...] | None:
-        if entry is None or not entry.generation <= generation <= self.applied or now < entry.since:
-            return None
-        return entry.locks
-
-    def instance(self, target: str, generation: int, now: datetime) -> tuple[Lock, ...] | None:
-        return self._valid(self._instances.get(target), generation, now)
-
-    def scoped(self, generation: int, now: datetime) -> tuple[Lock, ...] | None:
-        return self._valid(self._scoped, generation, now)
-
-    def put_instance(self, target: str, locks: Sequence[Lock], generation: int, now: datetime) -> None:
-        # NOTE: rows read at a generation the listener has already passed may miss a change it
-        # has dropped; such rows are used once and not kept.
-        if generation >= self.applied:
-            self._instances[target] = _Entry(tuple(locks), generation, now)
-            self._instances.move_to_end(target)
-            while len(self._instances) > self._max:
-                self._instances.popitem(last=False)
-
-    def put_scoped(self, locks: Sequence[Lock], generation: int, now: datetime) -> None:
-        if generation >= self.applied:
-            self._scoped = _Entry(tuple(locks), generation, now)
-
-
 class PostgresLockStore:
     """A LockStore on a PostgreSQL database (see the module docstring)."""
 
@@ -269,21 +181,26 @@ class PostgresLockStore:
         self.timeout_s = timeout_s
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._current: ContextVar[PgSession | None] = ContextVar("statelock_pg_session", default=None)
-        self._cache = _LockCache()
+        self._cache = LockCache()
         self._listener: asyncio.Task[None] | None = None
+        self._checking: asyncio.Task[None] | None = None
 
     # -- connections -----------------------------------------------------------------------
 
     async def _configure(self, conn: psycopg.AsyncConnection[Any]) -> None:
-        ms = str(int(self.timeout_s * 1000))
-        settings = {"statement_timeout": ms, "lock_timeout": ms, "TimeZone": "UTC",
+        ms = int(self.timeout_s * 1000)
+        # NOTE: longer than lock_timeout, so a guard that waits too long fails as "not free".
+        settings = {"statement_timeout": str(2 * ms + 1000), "lock_timeout": str(ms), "TimeZone": "UTC",
                     "application_name": "statelock"}
+        # NOTE: the server ends the session of a replica that vanished (host down, network cut)
+        # after ~25 s without an answer to keep-alives, so its advisory locks don't outlive it.
+        settings.update(tcp_keepalives_idle="10", tcp_keepalives_interval="5", tcp_keepalives_count="3")
         if conn.info.server_version >= 140000:
             # NOTE: a connection may hold a guard while idle (the forward is under way): no idle
             # timeout may end it, and a dead client is noticed even while its query waits.
             settings.update(idle_session_timeout="0", client_connection_check_interval="1000")
-        for name, value in settings.items():
-            await conn.execute("SELECT set_config(%s, %s, false)", (name, value))
+        calls = ", ".join("set_config(%s, %s, false)" for _ in settings)
+        await conn.execute(f"SELECT {calls}", [v for pair in settings.items() for v in pair])
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         conn = await psycopg.AsyncConnection.connect(
@@ -324,12 +241,19 @@ class PostgresLockStore:
             elif session.tainted and not conn.closed:
                 await session.discard()
             await pool.putconn(conn)
+            if session.tainted:
+                self._check_pool()
+
+    def _check_pool(self) -> None:
+        """After a failed connection, test the idle ones in the background (a restarted server)."""
+        if self._pool is not None and (self._checking is None or self._checking.done()):
+            self._checking = asyncio.create_task(self._pool.check(), name="statelock-lock-pool-check")
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], PgSession | None]]:
         """The task's guard connection if it holds one, else a pooled one; errors -> LockStoreError."""
         try:
-            async with asyncio.timeout(self.timeout_s + 5):
+            async with asyncio.timeout(3 * self.timeout_s + 2):
                 session = self._current.get()
                 if session is not None and session.active:
                     async with session.lock:
@@ -338,27 +262,31 @@ class PostgresLockStore:
                 async with self._require_pool().connection(timeout=self.timeout_s) as conn:
                     yield conn, None
         except psycopg.Error as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                self._check_pool()
             raise LockStoreError(f"lock store failed: {exc}") from exc
         except TimeoutError as exc:
-            raise LockStoreError(f"lock store did not answer within {self.timeout_s + 5:g}s") from exc
+            raise LockStoreError(f"lock store did not answer within {3 * self.timeout_s + 2:g}s") from exc
 
-    async def _rows(self, sql: LiteralString, args: Sequence[Any] = ()) -> tuple[list[Lock], PgSession | None]:
-        async with self._connection() as (conn, session):
+    async def _rows(self, sql: LiteralString, args: Sequence[Any] = ()) -> list[Lock]:
+        async with self._connection() as (conn, _):
             cur = await conn.execute(sql, args)
-            return [_row_to_lock(r) for r in await cur.fetchall()], session
+            return [_row_to_lock(r) for r in await cur.fetchall()]
 
-    async def _changed(self, sql: LiteralString, args: Sequence[Any]) -> list[tuple[str, str]]:
-        """Run a write returning (scope, target) of each row it touched; forget those targets."""
+    async def _changed(self, sql: LiteralString, args: Sequence[Any]) -> int:
+        """Run a write that returns (scope, target) of each row it touched; forget those targets."""
         async with self._connection() as (conn, session):
             if session is not None:
                 session.generation = None  # NOTE: our own write: read the table until the guard is left.
             try:
                 cur = await conn.execute(sql, args)
-                return [(str(s), str(t)) for s, t in await cur.fetchall()]
-            finally:
-                self._cache.drop("project", "")
-                if args and sql.startswith("INSERT"):
-                    self._cache.drop(str(args[2]), str(args[3]))
+                touched = await cur.fetchall()
+            except BaseException:
+                self._cache.clear()
+                raise
+        for scope, target in touched:
+            self._cache.drop(str(scope), str(target))
+        return len(touched)
 
     # -- open / close ------------------------------------------------------------------------
 
@@ -383,8 +311,10 @@ class PostgresLockStore:
         self._pool = pool
         ready = asyncio.Event()
         self._listener = asyncio.create_task(self._listen(ready), name="statelock-lock-listener")
-        # NOTE: the cache only starts working once the listener is in; decisions never wait for it.
-        await asyncio.wait([asyncio.ensure_future(ready.wait())], timeout=self.timeout_s)
+        # NOTE: the cache only works once the listener is in; decisions never wait for it.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.timeout_s):
+                await ready.wait()
 
     async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> None:
         async with conn.transaction():
@@ -403,6 +333,9 @@ class PostgresLockStore:
             self._listener.cancel()
             await asyncio.gather(self._listener, return_exceptions=True)
             self._listener = None
+        if self._checking is not None:
+            await asyncio.gather(self._checking, return_exceptions=True)
+            self._checking = None
         if self._pool is not None:
             await self._pool.close()
             self._pool = None
@@ -422,7 +355,7 @@ class PostgresLockStore:
                     delay = 0.2
                     async for note in conn.notifies():
                         self._cache.apply(note.payload)
-            except (psycopg.Error, OSError) as exc:
+            except Exception as exc:  # NOTE: whatever stops it, the listener must come back.
                 log.warning("lock change listener lost (%s); retrying in %.1fs", exc, delay)
             self._cache.forget()
             await asyncio.sleep(delay)
@@ -430,48 +363,64 @@ class PostgresLockStore:
 
     # -- reads -----------------------------------------------------------------------------
 
-    async def _scoped_locks(self, now: datetime) -> list[Lock]:
-        """Every project and host lock in force at ``now`` (from the cache under a guard)."""
-        session = self._current.get()
-        generation = session.generation if session is not None and session.active else None
-        if generation is not None:
-            cached = self._cache.scoped(generation, now)
-            if cached is not None:
-                return [lk for lk in cached if lk.in_force(now)]
-        locks, _ = await self._rows(
-            f"SELECT {_COLUMNS} FROM locks WHERE scope <> 'instance' AND {_IN_FORCE}", (now,))
-        if generation is not None:
-            self._cache.put_scoped(locks, generation, now)
-        return locks
+    async def _snapshot(self, instance_id: str | None, now: datetime) -> tuple[list[Lock], list[Lock]]:
+        """(the instance's locks, every project and host lock) in force at ``now``.
 
-    async def _instance_locks(self, instance_id: str, now: datetime) -> list[Lock]:
+        Under a guard, from the cache when it is exact at the guard's generation; else
+        one query on the guard's connection (or a pooled one), kept for the next time.
+        """
         session = self._current.get()
         generation = session.generation if session is not None and session.active else None
         if generation is not None:
-            cached = self._cache.instance(instance_id, generation, now)
-            if cached is not None:
-                return [lk for lk in cached if lk.in_force(now)]
-        locks, _ = await self._rows(
-            f"SELECT {_COLUMNS} FROM locks WHERE scope = 'instance' AND target = %s AND {_IN_FORCE}",
-            (instance_id, now))
+            scoped = self._cache.scoped(generation, now)
+            own = self._cache.instance(instance_id, generation, now) if instance_id else ()
+            if scoped is not None and own is not None:
+                return [lk for lk in own if lk.in_force(now)], [lk for lk in scoped if lk.in_force(now)]
+        if instance_id:
+            rows = await self._rows(
+                f"SELECT {_COLUMNS} FROM locks WHERE ((scope = 'instance' AND target = %s) "
+                f"OR scope <> 'instance') AND {_IN_FORCE} ORDER BY created_at, id", (instance_id, now))
+        else:
+            rows = await self._rows(
+                f"SELECT {_COLUMNS} FROM locks WHERE scope <> 'instance' AND {_IN_FORCE} "
+                "ORDER BY created_at, id", (now,))
+        own_rows = [lk for lk in rows if lk.scope == "instance"]
+        scoped_rows = [lk for lk in rows if lk.scope != "instance"]
         if generation is not None:
-            self._cache.put_instance(instance_id, locks, generation, now)
-        return locks
+            self._cache.put_scoped(scoped_rows, generation, now)
+            if instance_id:
+                self._cache.put_instance(instance_id, own_rows, generation, now)
+        return own_rows, scoped_rows
 
     async def effective_locks(
         self, instance_id: str | None, project_id: str | None, host: str | None, now: datetime
     ) -> list[Lock]:
-        found = await self._instance_locks(instance_id, now) if instance_id else []
-        if project_id or host:
-            wanted = {("project", project_id), ("host", host)}
-            found += [lk for lk in await self._scoped_locks(now) if (lk.scope, lk.target) in wanted]
-        return _ordered(found)
+        if not (instance_id or project_id or host):
+            return []
+        own, scoped = await self._snapshot(instance_id or None, now)
+        wanted = {("project", project_id), ("host", host)}
+        return _ordered(own + [lk for lk in scoped if (lk.scope, lk.target) in wanted])
+
+    async def instance_locks(self, instance_id: str, now: datetime) -> tuple[list[Lock], bool]:
+        own, scoped = await self._snapshot(instance_id, now)
+        return own, bool(scoped)
 
     async def has_scoped_locks(self, now: datetime) -> bool:
-        return bool(await self._scoped_locks(now))
+        _, scoped = await self._snapshot(None, now)
+        return bool(scoped)
+
+    async def locks_on_instances(self, instance_ids: Sequence[str], now: datetime) -> dict[str, list[Lock]]:
+        out: dict[str, list[Lock]] = {i: [] for i in dict.fromkeys(instance_ids)}
+        if out:
+            rows = await self._rows(
+                f"SELECT {_COLUMNS} FROM locks WHERE scope = 'instance' AND target = ANY(%s) "
+                f"AND {_IN_FORCE} ORDER BY created_at, id", (list(out), now))
+            for lock in rows:
+                out[lock.target].append(lock)
+        return out
 
     async def get(self, lock_id: str) -> Lock | None:
-        locks, _ = await self._rows(f"SELECT {_COLUMNS} FROM locks WHERE id = %s", (lock_id,))
+        locks = await self._rows(f"SELECT {_COLUMNS} FROM locks WHERE id = %s", (lock_id,))
         return locks[0] if locks else None
 
     async def find(self, filters: LockFilter, now: datetime) -> list[Lock]:
@@ -490,11 +439,11 @@ class PostgresLockStore:
             args.append(now)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         sql = f"SELECT {_COLUMNS} FROM locks{where} ORDER BY created_at, id"
-        locks, _ = await self._rows(sql, args)  # type: ignore[arg-type]
+        locks = await self._rows(sql, args)
         return locks
 
     async def pending_locks(self) -> list[Lock]:
-        locks, _ = await self._rows(
+        locks = await self._rows(
             f"SELECT {_COLUMNS} FROM locks WHERE state = 'pending' ORDER BY created_at, id")
         return locks
 
@@ -526,8 +475,7 @@ class PostgresLockStore:
         ids = list(lock_ids)
         if not ids:
             return 0
-        return len(await self._changed("DELETE FROM locks WHERE id = ANY(%s) RETURNING scope, target",
-                                       (ids,)))
+        return await self._changed("DELETE FROM locks WHERE id = ANY(%s) RETURNING scope, target", (ids,))
 
     async def set_state(self, lock_id: str, state: str, note: str = "") -> None:
         await self._changed("UPDATE locks SET state = %s, note = %s WHERE id = %s RETURNING scope, target",
@@ -541,8 +489,8 @@ class PostgresLockStore:
         """
         async with self._connection() as (conn, _), conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (guard_key,))
-            inserted = 0
-            for lock in locks:
-                cur = await conn.execute(_INSERT + " ON CONFLICT (id) DO NOTHING", lock_row(lock))
-                inserted += cur.rowcount
-            return inserted
+            if not locks:
+                return 0
+            cur = conn.cursor()
+            await cur.executemany(_INSERT + " ON CONFLICT (id) DO NOTHING", [lock_row(lk) for lk in locks])
+            return max(cur.rowcount, 0)

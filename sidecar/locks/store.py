@@ -62,10 +62,21 @@ class LockStore(Protocol):
         """How many rows the table holds."""
 
 
-def open_lock_store(url: str) -> LockStore:
-    """The store for a lockstore URL (not yet opened); ConfigError for unknown schemes."""
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def open_lock_store(url: str, *, pool_size: int = 20, timeout_s: float = 5.0) -> LockStore:
+    """The store for a lockstore URL (not yet opened); ConfigError for unknown schemes.
+
+    ``pool_size`` and ``timeout_s`` apply to PostgreSQL (connections per replica; the
+    longest wait for a connection, a guard or a query).
+    """
     if url.startswith("sqlite:///"):
         from sidecar.locks.sqlite import SqliteLockStore
 
         return SqliteLockStore(url)
-    raise ConfigError(f"lockstore.url: unsupported scheme in {url!r}")
+    if url.startswith(POSTGRES_SCHEMES):
+        from sidecar.locks.postgres import PostgresLockStore
+
+        return PostgresLockStore(url, pool_size=pool_size, timeout_s=timeout_s)
+    raise ConfigError(f"lockstore.url: unsupported scheme {url.partition(':')[0]!r}")

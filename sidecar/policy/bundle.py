@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,29 @@ def _merge_objects(node: dict[str, Any], value: dict[str, Any], source: Path) ->
             raise PolicyError(f"{source}: data key {key!r} defined twice")
 
 
+def bundle_files(root: Path) -> list[Path]:
+    """The files a bundle is made of, sorted: non-test ``.rego``, ``data.json``, the root ``.manifest``.
+
+    Hidden directories (``.git``) are not entered, so watching a checkout stays cheap;
+    symlinked directories are followed, each real directory once.
+    """
+    found = [root / ".manifest"] if (root / ".manifest").is_file() else []
+    seen: set[str] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        real = os.path.realpath(dirpath)
+        if real in seen:
+            dirnames[:] = []
+            continue
+        seen.add(real)
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        for name in filenames:
+            if name.startswith("."):
+                continue
+            if name == "data.json" or (name.endswith(".rego") and not name.endswith("_test.rego")):
+                found.append(Path(dirpath, name))
+    return sorted(found)
+
+
 def load_bundle(root: str | Path) -> Bundle:
     """Read the bundle at ``root``; raises PolicyError when it can't be used."""
     base = Path(root)
@@ -60,12 +84,10 @@ def load_bundle(root: str | Path) -> Bundle:
     digest = hashlib.sha256()
     current = base
     try:
-        for path in sorted(base.rglob("*")):
+        for path in bundle_files(base):
             current = path
             rel = path.relative_to(base)
-            if not path.is_file() or any(p.startswith(".") and p != ".manifest" for p in rel.parts):
-                continue
-            if path.suffix == ".rego" and not path.name.endswith("_test.rego"):
+            if path.suffix == ".rego":
                 text = path.read_text(encoding="utf-8")
                 modules[str(rel)] = text
                 digest.update(str(rel).encode() + b"\0" + text.encode())

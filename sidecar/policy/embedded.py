@@ -33,7 +33,7 @@ import regopy
 
 from sidecar.config import PolicyConfig
 from sidecar.errors import PolicyError
-from sidecar.policy.bundle import Bundle, load_bundle
+from sidecar.policy.bundle import Bundle, bundle_files, load_bundle
 from sidecar.policy.decision import Decision, decision_from_result
 
 log = logging.getLogger(__name__)
@@ -110,12 +110,39 @@ def compile_bundle(bundle: Bundle, entrypoint: str) -> _Compiled:
     return _Compiled(bundle, plan, regopy.Interpreter())
 
 
+def query_bundle(bundle: Bundle, query: str, input_doc: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Evaluate an ad-hoc Rego query over ``bundle`` (slow: it compiles); returns its bindings.
+
+    For tools such as ``statelock policy eval --explain``, never the request path.
+    Raises PolicyError when the query does not compile or evaluate.
+    """
+    try:
+        interpreter = regopy.Interpreter()
+        interpreter.add_data_json(_json_text(bundle.data))
+        for name, text in bundle.modules.items():
+            interpreter.add_module(name, text)
+        rego_input(interpreter, input_doc)
+        output = interpreter.query(query)
+    except PolicyError:
+        raise
+    except Exception as exc:
+        raise PolicyError(f"query over {bundle.root} failed: {exc}") from exc
+    if not output.ok():
+        raise PolicyError(f"query over {bundle.root} failed: {str(output).strip()}")
+    return [dict(r.bindings) for r in output.results if r.bindings]
+
+
 def _signature(root: Path) -> tuple[tuple[str, int, int], ...]:
+    """(path, mtime, size) of each file of the bundle; empty when the directory is gone."""
+    if not root.is_dir():
+        return ()
     out = []
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
+    for path in bundle_files(root):
+        try:
             st = path.stat()
-            out.append((str(path), st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:  # NOTE: replaced between the listing and the stat; the next poll sees it
+            continue
+        out.append((str(path), st.st_mtime_ns, st.st_size))
     return tuple(out)
 
 

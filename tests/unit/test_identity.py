@@ -99,7 +99,8 @@ def test_subject_as_input_and_has_role() -> None:
 
 
 @pytest.mark.parametrize(("mode", "hdrs", "expected"), [
-    ("noauth", {"X-Auth-Token": "admin:demo"}, Subject("admin", "demo", ("cloud-admin", "member", "reader"), is_admin=True)),
+    ("noauth", {"X-Auth-Token": "admin:demo"},
+     Subject("admin", "demo", ("cloud-admin", "member", "reader"), is_admin=True)),
     ("trusted-headers", {"X-User-Id": "u", "X-Project-Id": "p", "X-Roles": "cloud-admin"},
      Subject("u", "p", ("cloud-admin",), is_admin=True)),
 ])

@@ -14,6 +14,11 @@
 #   lock_roles              roles that may lock any instance
 #   member_roles            roles that make a subject a member of its own project
 #   override_roles          roles that may remove any lock
+#   admin_role              optional: the role a subject with is_admin holds (default "admin")
+#
+# Subjects (contract v1, extended for Keystone): user_id, project_id, roles, and
+# optionally domain_id, is_admin (Nova's context_is_admin) and system_scope ("all"
+# for a system-scoped token, whose project_id is "" so it is no project's member).
 #
 # Performance notes. Each request is dispatched once on action.kind (an else
 # chain, so later branches are not evaluated), a state change with no locks is
@@ -93,7 +98,17 @@ lock_ok(lk) if {
 
 # --- subjects, roles and authorities ----------------------------------------------
 
-subject_roles := {r | some r in input.subject.roles}
+# The subject's roles. A subject with is_admin (Keystone mode: Nova's
+# context_is_admin, i.e. the sidecar's identity.admin_role) also holds the admin
+# role, whatever its role names are; a system-scoped admin token carries it too.
+subject_roles contains r if some r in input.subject.roles
+
+subject_roles contains admin_role if input.subject.is_admin == true
+
+# The role name the policy data treats as Nova's admin.
+default admin_role := "admin"
+
+admin_role := data.statelock.admin_role
 
 # The subject holds one of roles.
 has_role_in(roles) if {

@@ -713,3 +713,83 @@ test_unlock_resume_follows_unlock_authority if {
 	not authz.decision.allow with input as unlock_resume_req(admin)
 	authz.decision.allow with input as unlock_resume_req(billing)
 }
+
+# --- Keystone subjects (contract v1 extension: domain_id, is_admin, system_scope) ---
+
+# Subjects as the keystone identity mode builds them.
+ks_member := {
+	"user_id": "u-alice", "project_id": "demo", "roles": ["member", "reader"],
+	"domain_id": "default", "is_admin": false, "system_scope": null,
+}
+
+ks_admin := {
+	"user_id": "u-admin", "project_id": "admin", "roles": ["admin", "member", "reader"],
+	"domain_id": "default", "is_admin": true, "system_scope": null,
+}
+
+# is_admin from a site whose admin role is named otherwise (identity.admin_role: cloud-admin).
+ks_flag_admin := {
+	"user_id": "u-ops", "project_id": "ops", "roles": ["cloud-admin"],
+	"domain_id": "default", "is_admin": true, "system_scope": null,
+}
+
+# A system-scoped token: no project, no domain.
+ks_system_admin := {
+	"user_id": "u-sys", "project_id": "", "roles": ["admin", "member", "reader"],
+	"domain_id": null, "is_admin": true, "system_scope": "all",
+}
+
+ks_system_reader := {
+	"user_id": "u-sysr", "project_id": "", "roles": ["reader"],
+	"domain_id": null, "is_admin": false, "system_scope": "all",
+}
+
+test_keystone_member_is_a_member_as_before if {
+	conflict(decide(act(ks_member, "os-stop", [owner_state])), ["lk-own"])
+	conflict(decide(act(ks_member, "resume", [billing_boot])), ["lk-boot"])
+	plain_allow(decide(req(ks_member, "lock", "lock", [])))
+	plain_allow(decide(act(ks_member, "os-stop", [])))
+}
+
+test_is_admin_acts_as_admin if {
+	every s in [ks_admin, ks_flag_admin, ks_system_admin] {
+		override_allow(decide(act(s, "delete", [owner_state])), ["lk-own"])
+		plain_allow(decide(req(s, "lock", "lock", [])))
+		authz.decision.allow with input as suspend_lock_req(s)
+		override_allow(decide(req(s, "unlock", "unlock", [owner_state])), ["lk-own"])
+	}
+}
+
+test_is_admin_names_the_admin_role if {
+	authz.subject_roles == {"cloud-admin", "admin"} with input as act(ks_flag_admin, "os-stop", [])
+	authz.subject_roles == {"cloud-admin", "root"} with input as act(ks_flag_admin, "os-stop", [])
+		with data.statelock.admin_role as "root"
+}
+
+test_is_admin_does_not_pass_role_locks_or_admin_locks if {
+	every s in [ks_admin, ks_flag_admin, ks_system_admin] {
+		conflict(decide(act(s, "resume", [billing_boot])), ["lk-boot"])
+		conflict(decide(act(s, "os-stop", [admin_state])), ["lk-adm"])
+		forbidden(decide(req(s, "unlock", "unlock", [billing_boot])), ["lk-boot"])
+	}
+}
+
+test_is_admin_must_be_true if {
+	every flag in [false, "true", 1, null] {
+		s := object.union(ks_member, {"is_admin": flag})
+		conflict(decide(act(s, "os-stop", [owner_state])), ["lk-own"])
+	}
+}
+
+test_system_scope_is_no_project_membership if {
+	# A system-scoped reader holds no lock role and belongs to no project.
+	forbidden(decide(req(ks_system_reader, "lock", "lock", [])), [])
+	forbidden(decide(req(ks_system_reader, "unlock", "unlock", [owner_state])), ["lk-own"])
+	conflict(decide(act(ks_system_reader, "os-stop", [owner_state])), ["lk-own"])
+	not authz.decision.allow with input as suspend_lock_req(ks_system_reader)
+}
+
+test_system_admin_override_is_named if {
+	d := decide(act(ks_system_admin, "reboot", [owner_state]))
+	d.reasons == ["Override: state lock lk-own (authority owner) bypassed by u-sys"]
+}

@@ -15,6 +15,7 @@ from sidecar import __version__
 from sidecar.cli_audit import add_audit_commands, run_audit_command
 from sidecar.cli_locks import add_lock_commands, run_lock_command
 from sidecar.cli_migrate import run_migrate_command
+from sidecar.cli_policy import add_policy_commands, run_policy_command
 from sidecar.config import Config, explain, load_config
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.locks.model import redact_url
@@ -27,6 +28,8 @@ examples:
   statelock check-config --explain        # every key with its default and meaning
   statelock locks list --target 8f0c...   # the lock API (STATELOCK_TOKEN=user:project:roles)
   statelock suspend-lock 8f0c... --reason "billing: invoice 881 overdue"
+  statelock policy test                   # opa test on the bundle
+  statelock policy eval --input input.json --explain
   statelock audit verify /var/log/statelock/decisions.jsonl*
   statelock audit query decisions.jsonl --instance 8f0c... --outcome deny
 """
@@ -59,6 +62,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="list every config key with its default and meaning")
     add_lock_commands(sub)
     add_audit_commands(sub)
+    add_policy_commands(sub)
     return parser
 
 
@@ -107,6 +111,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _serve(args.config)
         if args.command == "check-config":
             return _check(args.file, args.explain)
+        if args.command == "policy":
+            return run_policy_command(args)
         if args.command == "audit":
             return run_audit_command(args)
         if args.command == "locks" and args.locks_command == "migrate":

@@ -31,6 +31,25 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response(doc, status=200 if ok else 503)
 
 
+async def ready(request: web.Request) -> web.Response:
+    """``GET /statelock/v1/readyz``: 200 once a policy revision serves and the lock store answers.
+
+    A rejected bundle reload does not make a replica unready: the previous revision
+    keeps serving (``/health`` shows the error).
+    """
+    enforcer = request.app[ENFORCER]
+    policy = enforcer.engine.health()
+    serving = bool(enforcer.engine.revision) and (policy.get("engine") != "opa" or bool(policy.get("ok")))
+    try:
+        await enforcer.store.count()
+        store_ok = True
+    except SidecarError:
+        store_ok = False
+    ok = serving and store_ok
+    return web.json_response({"ready": ok, "policy": policy, "lockstore": {"ok": store_ok}},
+                             status=200 if ok else 503)
+
+
 async def live(request: web.Request) -> web.Response:
     """``GET /statelock/v1/livez``: the process answers."""
     return web.json_response({"status": "ok"})
@@ -58,7 +77,7 @@ async def metrics(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     """Register the ops routes."""
     app.router.add_get("/statelock/v1/health", health)
-    app.router.add_get("/statelock/v1/readyz", health)
+    app.router.add_get("/statelock/v1/readyz", ready)
     app.router.add_get("/statelock/v1/livez", live)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/statelock/v1/metrics", metrics)

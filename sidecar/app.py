@@ -115,11 +115,14 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(cfg: Config) -> web.Application:
     """The Statelock application for a validated Config."""
-    app = web.Application(client_max_size=cfg.limits.max_body_bytes)
+    app = web.Application(client_max_size=cfg.limits.max_body_bytes,
+                          handler_args=nova.server_settings(cfg.limits))
+    nova.add_limits(app)
     app[CONFIG] = cfg
     app.cleanup_ctx.append(_components)
     ops.add_routes(app)
     locks_api.add_routes(app)
     decisions_api.add_routes(app)
-    app.router.add_route("*", "/{tail:.*}", nova.nova_handler)
+    # NOTE: [\s\S] so that a path holding a decoded newline still reaches the handler (a Nova 4xx).
+    app.router.add_route("*", r"/{tail:[\s\S]*}", nova.nova_handler)
     return app

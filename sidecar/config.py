@@ -185,6 +185,8 @@ class ClassifierConfig:
 
     actions: str = _help("The Nova route/action map.", default=_DEFAULT_ACTIONS)
     reads_skip_policy: bool = _help("Forward reads without asking the policy (the fast path).", default=True)
+    unknown_reads: str = _help("'forward' GETs of routes not in the map (Nova answers them), or 'deny' "
+                               "them: only listed reads pass.", default="forward")
 
 
 @dataclass(frozen=True)
@@ -253,6 +255,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "identity.keystone.reads_when_keystone_down": ("forward", "deny"),
     "policy.engine": ("embedded", "opa"),
     "audit.on_failure": ("deny", "continue"),
+    "classifier.unknown_reads": ("forward", "deny"),
 }
 
 

@@ -103,7 +103,7 @@ class Enforcer:
         ctx = Ctx(req.method, req.raw_path, req.client_ip)
         try:
             action = classify(req.method, req.raw_path, req.headers, req.body, self.table,
-                              self.cfg.limits.max_json_depth)
+                              self.cfg.limits.max_json_depth, self.cfg.classifier.unknown_reads)
         except SidecarError as exc:
             return await self._refuse(req, ctx, exc)
         ctx.action = action

@@ -78,6 +78,7 @@ class SqliteLockStore:
     def __init__(self, url: str) -> None:
         self._path = sqlite_path(url)
         self._conn: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statelock-sqlite")
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -90,6 +91,20 @@ class SqliteLockStore:
                 raise LockStoreError(f"lock store failed: {exc}") from exc
 
         return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run a read on the event loop's own connection.
+
+        NOTE: an indexed read of a WAL database takes tens of microseconds, less than
+        handing it to a thread; readers never wait for the writer, and each statement
+        sees every commit made before it started.
+        """
+        if self._reader is None:
+            raise LockStoreError("lock store is not open")
+        try:
+            return fn(self._reader)
+        except sqlite3.Error as exc:
+            raise LockStoreError(f"lock store failed: {exc}") from exc
 
     async def open(self) -> None:
         def connect() -> None:
@@ -107,6 +122,10 @@ class SqliteLockStore:
                     conn.executescript("BEGIN;" + script +
                                        f"INSERT INTO schema_version VALUES ({number}); COMMIT;")
                 self._conn = conn
+                reader = sqlite3.connect(self._path, check_same_thread=False, isolation_level=None)
+                reader.execute("PRAGMA busy_timeout=1000")
+                reader.execute("PRAGMA query_only=ON")
+                self._reader = reader
             except (sqlite3.Error, OSError) as exc:
                 raise LockStoreError(f"cannot open lock store {self._path}: {exc}") from exc
 
@@ -114,6 +133,9 @@ class SqliteLockStore:
 
     async def close(self) -> None:
         def shut() -> None:
+            if self._reader is not None:
+                self._reader.close()
+                self._reader = None
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -133,7 +155,7 @@ class SqliteLockStore:
         args.append(now.timestamp())
         sql = (f"SELECT {_COLUMNS} FROM locks WHERE ({where}) "
                "AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at, id")
-        return await self._run(lambda c: [_row_to_lock(r) for r in c.execute(sql, args)])
+        return self._read(lambda c: [_row_to_lock(r) for r in c.execute(sql, args)])
 
     async def instance_locks(self, instance_id: str, now: datetime) -> tuple[list[Lock], bool]:
         ts = now.timestamp()
@@ -146,7 +168,7 @@ class SqliteLockStore:
             locks = [_row_to_lock(r) for r in c.execute(sql, (instance_id, ts))]
             return locks, c.execute(scoped_sql, (ts,)).fetchone() is not None
 
-        return await self._run(both)
+        return self._read(both)
 
     async def locks_on_instances(self, instance_ids: Sequence[str], now: datetime) -> dict[str, list[Lock]]:
         ids = list(dict.fromkeys(instance_ids))
@@ -166,12 +188,12 @@ class SqliteLockStore:
                     out[lock.target].append(lock)
             return out
 
-        return await self._run(query)
+        return self._read(query)
 
     async def has_scoped_locks(self, now: datetime) -> bool:
         sql = ("SELECT 1 FROM locks WHERE scope != 'instance' "
                "AND (expires_at IS NULL OR expires_at > ?) LIMIT 1")
-        return await self._run(lambda c: c.execute(sql, (now.timestamp(),)).fetchone() is not None)
+        return self._read(lambda c: c.execute(sql, (now.timestamp(),)).fetchone() is not None)
 
     async def add(self, lock: Lock) -> None:
         row = (

@@ -8,7 +8,7 @@ OPA_VERSION := v1.22.2
 OPA    := $(TOOLS)/opa
 CONFIG ?= config/dev.yaml
 
-.PHONY: install install-test run test lint unit opa clean
+.PHONY: install install-test run test lint unit opa clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -57,3 +57,7 @@ unit: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache
+
+## bench: measure added latency and throughput (writes bench/results/)
+bench: install-test
+	PATH="$(TOOLS):$$PATH" $(BIN)/python -m bench

@@ -100,18 +100,17 @@ class Enforcer:
 
     async def handle(self, req: IncomingRequest) -> Reply:
         """Answer one request (see the module docstring for the guarantees)."""
-        ctx = Ctx(req.method, req.raw_path, req.client_ip)
         try:
             action = classify(req.method, req.raw_path, req.headers, req.body, self.table,
                               self.cfg.limits.max_json_depth, self.cfg.classifier.unknown_reads)
         except SidecarError as exc:
-            return await self._refuse(req, ctx, exc)
-        ctx.action = action
-        ctx.path = action.path
-        if action.kind == "unknown":
-            return await self._refuse(req, ctx, BadRequest("The resource could not be found.", 404))
+            return await self._refuse(req, Ctx(req.method, req.raw_path, req.client_ip), exc)
         if action.kind == "read" and self.cfg.classifier.reads_skip_policy:
             return await self._read(req, action)
+        # NOTE: made after the fast path, so reads pay for no decision id.
+        ctx = Ctx(req.method, action.path, req.client_ip, action)
+        if action.kind == "unknown":
+            return await self._refuse(req, ctx, BadRequest("The resource could not be found.", 404))
         try:
             subject = await self.identifier.identify(req.headers)
         except SidecarError as exc:

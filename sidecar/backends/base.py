@@ -39,6 +39,7 @@ class ForwardResponse:
     chunks: AsyncIterator[bytes]
     release: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
+    length: int | None = None
 
 
 class Backend(Protocol):

@@ -74,7 +74,7 @@ async def _one(data: bytes) -> AsyncIterator[bytes]:
 def _response(status: int, doc: Any | None) -> ForwardResponse:
     body = b"" if doc is None else json.dumps(doc).encode()
     headers = [("Content-Type", "application/json")] if doc is not None else []
-    return ForwardResponse(status, headers, _one(body))
+    return ForwardResponse(status, headers, _one(body), length=len(body))
 
 
 def _fault(exc: SidecarError) -> ForwardResponse:

@@ -119,7 +119,8 @@ class UpstreamBackend:
             except aiohttp.ClientError as exc:
                 raise UpstreamError("The compute API broke off its response.") from exc
 
-        return ForwardResponse(resp.status, headers, chunks(), release=resp.release)
+        return ForwardResponse(resp.status, headers, chunks(), release=resp.release,
+                               length=resp.content_length)
 
     def forget_host(self, instance_id: str) -> None:
         """Drop the cached host (after a migrate, evacuate or unshelve was forwarded)."""

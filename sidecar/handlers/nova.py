@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.appkeys import ENFORCER
+from sidecar.backends.base import drain
 from sidecar.config import LimitsConfig
 from sidecar.enforce import Enforcer, IncomingRequest, Reply
 from sidecar.faults import fault_body
@@ -138,6 +139,9 @@ def _over_limit(enforcer: Enforcer, status: int, code: str, message: str) -> web
     return resp
 
 
+_BUFFERED_MAX = 1 << 20
+
+
 async def send_reply(request: web.Request, reply: Reply) -> web.StreamResponse:
     """Write a Reply: a local body, or the backend's streamed response."""
     if reply.stream is None:
@@ -148,6 +152,13 @@ async def send_reply(request: web.Request, reply: Reply) -> web.StreamResponse:
             resp.headers["Content-Type"] = f"{reply.content_type}; charset=UTF-8"
         return resp
     stream = reply.stream
+    if stream.length is not None and stream.length <= _BUFFERED_MAX:
+        # NOTE: a small response of known size goes out in one write, not chunked.
+        body = await drain(stream)
+        resp = web.Response(status=reply.status, body=body)
+        for name, value in reply.headers:
+            resp.headers.add(name, value)
+        return resp
     out = web.StreamResponse(status=reply.status)
     for name, value in reply.headers:
         out.headers.add(name, value)

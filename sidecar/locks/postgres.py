@@ -36,6 +36,7 @@ from sidecar.errors import LockStoreError
 from sidecar.identity import Subject
 from sidecar.locks.model import Lock, LockFilter, redact_url
 from sidecar.locks.pg_cache import LockCache
+from sidecar.locks.store import filter_where
 
 log = logging.getLogger(__name__)
 
@@ -424,23 +425,9 @@ class PostgresLockStore:
         return locks[0] if locks else None
 
     async def find(self, filters: LockFilter, now: datetime) -> list[Lock]:
-        clauses: list[str] = []
-        args: list[Any] = []
-        for column, value in (("scope", filters.scope), ("target", filters.target),
-                              ("kind", filters.kind), ("owner_user_id", filters.owner)):
-            if value is not None:
-                clauses.append(f"{column} = %s")
-                args.append(value)
-        if filters.active is True:
-            clauses.append(_IN_FORCE)
-            args.append(now)
-        elif filters.active is False:
-            clauses.append("expires_at IS NOT NULL AND expires_at <= %s")
-            args.append(now)
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        where, args = filter_where(filters, now, "%s")
         sql = f"SELECT {_COLUMNS} FROM locks{where} ORDER BY created_at, id"
-        locks = await self._rows(sql, args)
-        return locks
+        return await self._rows(sql, args)
 
     async def pending_locks(self) -> list[Lock]:
         locks = await self._rows(

@@ -20,6 +20,7 @@ from sidecar.config import sqlite_path
 from sidecar.errors import LockStoreError
 from sidecar.identity import Subject
 from sidecar.locks.model import Lock, LockFilter
+from sidecar.locks.store import filter_where
 
 T = TypeVar("T")
 
@@ -223,20 +224,7 @@ class SqliteLockStore:
         return await self._run(one)
 
     async def find(self, filters: LockFilter, now: datetime) -> list[Lock]:
-        clauses: list[str] = []
-        args: list[Any] = []
-        for column, value in (("scope", filters.scope), ("target", filters.target),
-                              ("kind", filters.kind), ("owner_user_id", filters.owner)):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                args.append(value)
-        if filters.active is True:
-            clauses.append("(expires_at IS NULL OR expires_at > ?)")
-            args.append(now.timestamp())
-        elif filters.active is False:
-            clauses.append("expires_at IS NOT NULL AND expires_at <= ?")
-            args.append(now.timestamp())
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        where, args = filter_where(filters, now.timestamp(), "?")
         sql = f"SELECT {_COLUMNS} FROM locks{where} ORDER BY created_at, id"
         return await self._run(lambda c: [_row_to_lock(r) for r in c.execute(sql, args)])
 

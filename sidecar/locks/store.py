@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sidecar.errors import ConfigError
 from sidecar.locks.model import Lock, LockFilter
@@ -63,6 +63,24 @@ class LockStore(Protocol):
 
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def filter_where(filters: LockFilter, now: Any, mark: str) -> tuple[str, list[Any]]:
+    """The WHERE clause (or "") and its arguments for ``filters``; ``mark`` is ? or %s."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, value in (("scope", filters.scope), ("target", filters.target),
+                          ("kind", filters.kind), ("owner_user_id", filters.owner)):
+        if value is not None:
+            clauses.append(f"{column} = {mark}")
+            args.append(value)
+    if filters.active is True:
+        clauses.append(f"(expires_at IS NULL OR expires_at > {mark})")
+        args.append(now)
+    elif filters.active is False:
+        clauses.append(f"expires_at IS NOT NULL AND expires_at <= {mark}")
+        args.append(now)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 
 def open_lock_store(url: str, *, pool_size: int = 20, timeout_s: float = 5.0) -> LockStore:

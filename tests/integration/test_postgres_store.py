@@ -415,7 +415,8 @@ async def test_waiting_exclusive_is_not_starved_by_new_shared_holders(
         async with a.shared(INSTANCE):
             first_in.set()
             await release_first.wait()
-        log.append("first out")
+            # NOTE: logged before the release: after it, the writer may run before this task resumes.
+            log.append("first out")
 
     async def writer() -> None:
         async with b.exclusive(INSTANCE):

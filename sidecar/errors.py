@@ -8,18 +8,38 @@ these where they enter our code.
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class SidecarError(Exception):
-    """Base of every deliberate Statelock error."""
+    """Base of every deliberate Statelock error.
+
+    The error boundary (``sidecar.handlers.boundary``) is the one place that turns it
+    into a Nova-shaped fault. What the fault carries besides ``status`` and ``message``
+    travels on the error: ``headers`` (e.g. the WWW-Authenticate challenge of a 401),
+    the ``decision_id`` of the record that holds the refusal, the ``microversion`` to
+    echo, and ``close_connection`` for a request that must not be followed on its
+    connection. ``bind`` sets the last three where the request's context is known.
+    """
 
     code = "sidecar_error"
     status = 500
-    # NOTE: extra response headers, e.g. the WWW-Authenticate challenge of a 401.
     headers: tuple[tuple[str, str], ...] = ()
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+        self.decision_id: str | None = None
+        self.microversion: tuple[int, int] | None = None
+        self.close_connection = False
+
+    def bind(self, decision_id: str | None, microversion: tuple[int, int] | None) -> Self:
+        """Attach the request's decision id and microversion (the first binding wins)."""
+        if self.decision_id is None:
+            self.decision_id = decision_id
+        if self.microversion is None:
+            self.microversion = microversion
+        return self
 
 
 class ConfigError(SidecarError):
@@ -37,6 +57,20 @@ class BadRequest(SidecarError):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
+
+
+class LimitExceeded(BadRequest):
+    """A request is over one of the ``limits.*``; ``code`` names the limit in metrics.
+
+    ``headers`` (e.g. Retry-After) and ``close_connection`` go into the answer.
+    """
+
+    def __init__(self, message: str, code: str, status: int = 400,
+                 headers: tuple[tuple[str, str], ...] = (), close_connection: bool = False) -> None:
+        super().__init__(message, status)
+        self.code = code
+        self.headers = headers
+        self.close_connection = close_connection
 
 
 class Unauthorized(SidecarError):
@@ -59,6 +93,27 @@ class IdentityUnavailable(SidecarError):
     def __init__(self, message: str, forward_reads: bool = False) -> None:
         super().__init__(message)
         self.forward_reads = forward_reads
+
+
+class Forbidden(SidecarError):
+    """The caller is identified but lacks the role the operation needs (403)."""
+
+    code = "forbidden"
+    status = 403
+
+
+class Denied(SidecarError):
+    """The policy said no: ``status`` is 409 (a lock) or 403 (a role problem).
+
+    ``lock_ids`` names the locks that decided it.
+    """
+
+    code = "policy_denied"
+
+    def __init__(self, message: str, status: int, lock_ids: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.status = status
+        self.lock_ids = lock_ids
 
 
 class NotFound(SidecarError):

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sidecar.errors import PolicyError
+from sidecar.errors import Denied, PolicyError
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,13 @@ class Decision:
     revision: str = ""
     engine_decision_id: str | None = None
     result: Mapping[str, Any] = field(default_factory=dict)
+
+    def denial(self, instance_id: str | None = None) -> Denied:
+        """The error a denial is answered with: the reasons, or Nova's own words for a bare 409."""
+        message = "; ".join(self.reasons) or "Policy doesn't allow this request."
+        if self.status == 409 and instance_id and not self.reasons:
+            message = f"Instance {instance_id} is locked"
+        return Denied(message, self.status, self.lock_ids)
 
 
 def _strings(result: Mapping[str, Any], key: str) -> tuple[str, ...]:

@@ -1,4 +1,10 @@
-"""Builds the aiohttp Application: components opened and closed in ``cleanup_ctx``."""
+"""Builds the aiohttp Application: the composition root of the request path.
+
+``create_app`` makes the Application with the error boundary and the routes;
+``_components`` (a ``cleanup_ctx``) builds every long-lived component, opens them
+in order, puts what handlers need under typed ``AppKey``s and closes them in
+reverse order. This is the only place that picks implementations by config.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +15,24 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from sidecar.appkeys import CONFIG, ENFORCER, SHIPPER
+from sidecar import appkeys as keys
 from sidecar.audit.log import JsonlAuditLog
 from sidecar.audit.shipping import DecisionShipper
 from sidecar.backends.base import Backend
-from sidecar.classify import load_route_table
+from sidecar.classify import Classifier, load_route_table
 from sidecar.config import Config
-from sidecar.enforce import Enforcer
+from sidecar.decide import Decider
 from sidecar.guard import Guard, InstanceGuard
 from sidecar.handlers import decisions_api, locks_api, nova, ops
+from sidecar.handlers.boundary import error_boundary
 from sidecar.identity import HeaderIdentifier, Identifier
-from sidecar.locks.pg_guard import NoGuard, PgAdvisoryGuard
-from sidecar.locks.postgres import PostgresLockStore
+from sidecar.lockops import LockService
 from sidecar.locks.store import LockStore, open_lock_store
+from sidecar.lockview import LockView
+from sidecar.metrics import Metrics
+from sidecar.pipeline import Pipeline, Stages
 from sidecar.policy.engine import create_engine
+from sidecar.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +60,21 @@ def create_backend(cfg: Config, identifier: Identifier) -> Backend:
         return UpstreamBackend(cfg.backend, cfg.target.host_ttl_s, service_auth)
     from sidecar.backends.driver import DriverBackend
 
-    return DriverBackend(cfg.backend, identifier, cfg.identity.admin_role)
+    return DriverBackend(cfg.backend, cfg.identity.admin_role)
 
 
 def create_guard(cfg: Config, store: LockStore) -> Guard:
     """The guard the store calls for: advisory locks on PostgreSQL (replicas), else in-process."""
     if cfg.lockstore.guard == "none":
+        from sidecar.locks.pg_guard import NoGuard
+
         log.warning("lockstore.guard is 'none': actions are NOT ordered against lock changes (tests only)")
         return NoGuard()
+    from sidecar.locks.postgres import PostgresLockStore
+
     if isinstance(store, PostgresLockStore):
+        from sidecar.locks.pg_guard import PgAdvisoryGuard
+
         return PgAdvisoryGuard(store, cfg.lockstore.guard_timeout_s)
     return InstanceGuard()
 
@@ -75,9 +91,21 @@ async def _start_shipper(cfg: Config, stack: contextlib.AsyncExitStack) -> Decis
     return shipper
 
 
+def _pipeline(cfg: Config, app: web.Application, backend: Backend, guard: Guard,
+              recorder: Recorder, decider: Decider, locks: LockService) -> Pipeline:
+    classifier = Classifier(load_route_table(cfg.classifier.actions), cfg.limits.max_json_depth,
+                            cfg.classifier.unknown_reads)
+    stages = Stages(classifier=classifier, identifier=app[keys.IDENTIFIER], guard=guard,
+                    store=app[keys.STORE], ops=backend.ops, decider=decider,
+                    dispatcher=backend.dispatcher, locks=locks,
+                    lock_view=LockView(app[keys.STORE], backend.ops), recorder=recorder,
+                    metrics=app[keys.METRICS])
+    return Pipeline(stages, reads_skip_policy=cfg.classifier.reads_skip_policy, dry_run=cfg.dry_run,
+                    backend_kind=cfg.backend.kind)
+
+
 async def _components(app: web.Application) -> AsyncIterator[None]:
-    cfg = app[CONFIG]
-    table = load_route_table(cfg.classifier.actions)
+    cfg = app[keys.CONFIG]
     store = open_lock_store(cfg.lockstore.url, pool_size=cfg.lockstore.pool_size,
                             timeout_s=cfg.lockstore.guard_timeout_s)
     engine = create_engine(cfg.policy)
@@ -85,12 +113,11 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     backend = create_backend(cfg, identifier)
     async with contextlib.AsyncExitStack() as stack:
         shipper = await _start_shipper(cfg, stack)
-        on_written = None
         if shipper is not None:
-            app[SHIPPER] = shipper
-            on_written = shipper.submit_all
+            app[keys.SHIPPER] = shipper
         audit = JsonlAuditLog(cfg.audit.path, cfg.audit.flush_window_ms, cfg.audit.fsync,
-                              max_bytes=cfg.audit.max_bytes, on_written=on_written)
+                              max_bytes=cfg.audit.max_bytes,
+                              on_written=shipper.submit_all if shipper else None)
         await store.open()
         stack.push_async_callback(store.close)
         await engine.start()
@@ -102,11 +129,17 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         stack.push_async_callback(identifier.close)
         await backend.start()
         stack.push_async_callback(backend.close)
-        enforcer = Enforcer(cfg, table, backend, engine, store, audit, identifier,
-                            guard=create_guard(cfg, store))
-        app[ENFORCER] = enforcer
+        app[keys.STORE], app[keys.ENGINE], app[keys.AUDIT] = store, engine, audit
+        app[keys.IDENTIFIER], app[keys.BACKEND] = identifier, backend
+        recorder = Recorder(audit, lambda: engine.revision, app[keys.METRICS], mode=cfg.mode,
+                            on_failure=cfg.audit.on_failure, redact_paths=cfg.audit.redact_paths)
+        decider = Decider(engine, recorder)
+        guard = create_guard(cfg, store)
+        locks = LockService(backend.ops, store, decider, recorder, guard)
+        app[keys.RECORDER], app[keys.LOCKS] = recorder, locks
+        app[keys.PIPELINE] = _pipeline(cfg, app, backend, guard, recorder, decider, locks)
         # NOTE: pending suspend-locks are finished in the background; their locks apply already.
-        reconcile = asyncio.create_task(enforcer.locks.reconcile(), name="statelock-reconcile")
+        reconcile = asyncio.create_task(locks.reconcile(), name="statelock-reconcile")
         stack.callback(reconcile.cancel)
         log.info("statelock ready: backend=%s policy=%s revision=%s mode=%s",
                  cfg.backend.kind, engine.name, engine.revision, cfg.mode)
@@ -116,9 +149,11 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
 def create_app(cfg: Config) -> web.Application:
     """The Statelock application for a validated Config."""
     app = web.Application(client_max_size=cfg.limits.max_body_bytes,
-                          handler_args=nova.server_settings(cfg.limits))
+                          handler_args=nova.server_settings(cfg.limits),
+                          middlewares=[error_boundary])
     nova.add_limits(app)
-    app[CONFIG] = cfg
+    app[keys.CONFIG] = cfg
+    app[keys.METRICS] = Metrics()
     app.cleanup_ctx.append(_components)
     ops.add_routes(app)
     locks_api.add_routes(app)

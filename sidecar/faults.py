@@ -1,4 +1,4 @@
-"""Nova-shaped error bodies and headers, for the replies Statelock makes itself."""
+"""Nova-shaped error bodies and the microversion headers Nova echoes (pure; used by the boundary)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,10 @@ FAULT_NAMES = {
     405: "badMethod",
     409: "conflictingRequest",
     413: "overLimit",
+    414: "overLimit",
     415: "badMediaType",
     429: "overLimit",
+    431: "overLimit",
     501: "notImplemented",
     503: "serviceUnavailable",
 }

@@ -1,10 +1,12 @@
 """Lock operations: Nova's lock/unlock, the lock API, suspend-lock and unlock-resume.
 
 Every operation takes the guard exclusively (its instance, or every instance for a
-project or host lock), reads the locks inside it, asks the policy (actions ``lock``
-and ``unlock``, with the locks to remove as ``input.locks`` for ``unlock``),
-records the decision durably, and only then changes the table. A denial raises
-``Denied``; engine, store and backend faults raise their ``SidecarError``.
+project or host lock), reads the locks inside it, asks the policy (actions
+``lock``, ``unlock``, ``suspend_lock``, ``unlock_resume``; for an unlock the locks
+to remove are ``input.locks``), records the decision durably (naming the locks it
+places or lifts), and only then changes the table. A denial raises ``Denied``;
+engine, store and backend faults raise their ``SidecarError``. Kinds and scopes
+arrive typed (checked where they entered, see ``sidecar.vocab``).
 
 Suspend-lock is the seed's *locking suspend*: the lock is written (``pending``)
 before the suspend is sent, so a crash in between leaves the lock in force;
@@ -21,16 +23,16 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sidecar.backends.base import Backend, TargetInfo
-from sidecar.config import Config
+from sidecar.backends.base import InstanceOps
+from sidecar.decide import Decider
 from sidecar.errors import BadRequest, NotFound, SidecarError, UpstreamError, UpstreamTimeout
 from sidecar.guard import ALL_INSTANCES, Guard
 from sidecar.identity import Subject
-from sidecar.locks.model import LOCK_KINDS, LOCK_SCOPES, Lock, new_lock_id, rfc3339
+from sidecar.locks.model import Lock, new_lock_id
 from sidecar.locks.store import LockStore
-from sidecar.policy.decision import Decision
-from sidecar.policy.engine import PolicyEngine
-from sidecar.recorder import Ctx, Denied, Recorder
+from sidecar.policy.input import ActionInput, PolicyInput, Target
+from sidecar.recorder import Ctx, Recorder
+from sidecar.vocab import ActionKind, LockKind, LockScope, lock_scope
 
 log = logging.getLogger(__name__)
 
@@ -38,51 +40,40 @@ SUSPEND_SOURCE = "suspend-lock"
 _STOPPED = frozenset({"SUSPENDED", "SHUTOFF", "SHELVED", "SHELVED_OFFLOADED"})
 
 
-def _input(subject: Subject, name: str, kind: str, ctx: Ctx, params: dict[str, Any],
-           target: TargetInfo | None, locks: Sequence[Lock], now: datetime) -> dict[str, Any]:
-    return {
-        "now": rfc3339(now),
-        "subject": subject.as_input(),
-        "action": {"name": name, "kind": kind, "method": ctx.method, "path": ctx.path,
-                   "params": params},
-        "target": {"instance_id": target.instance_id if target else None,
-                   "project_id": target.project_id if target else None,
-                   "host": target.host if target else None},
-        "locks": [lk.as_input() for lk in locks],
-    }
+def _target_of(scope: LockScope, target: str) -> Target:
+    """The policy target of a project or host lock (instance locks resolve theirs)."""
+    if scope == "project":
+        return Target("", target, None)
+    if scope == "host":
+        return Target("", None, target)
+    return Target(target, None, None)
 
 
 class LockService:
     """The lock operations (see module docstring)."""
 
-    def __init__(self, cfg: Config, backend: Backend, engine: PolicyEngine, store: LockStore,
-                 recorder: Recorder, guard: Guard) -> None:
-        self.cfg = cfg
-        self.backend = backend
-        self.engine = engine
+    def __init__(self, ops: InstanceOps, store: LockStore, decider: Decider, recorder: Recorder,
+                 guard: Guard) -> None:
+        self.ops = ops
         self.store = store
+        self.decider = decider
         self.recorder = recorder
         self.guard = guard
         self.suspend_timeout_s = 60.0
         self.poll_interval_s = 0.5
 
-    async def _decide(self, ctx: Ctx, input_doc: dict[str, Any], instance_id: str | None) -> Decision:
-        try:
-            decision = await self.engine.decide(input_doc)
-        except SidecarError as exc:
-            await self.recorder.error(ctx, input_doc, exc)
-            raise
-        await self.recorder.decision(ctx, input_doc, decision, acting=decision.allow)
-        if not decision.allow:
-            raise Denied(decision, instance_id)
-        return decision
-
-    async def _target(self, scope: str, target: str) -> TargetInfo | None:
-        if scope == "instance":
-            return await self.backend.resolve(target)
-        if scope == "project":
-            return TargetInfo("", target, None)
-        return TargetInfo("", None, target)
+    async def _decide(self, ctx: Ctx, subject: Subject, name: str, params: dict[str, Any],
+                      target: Target, locks: Sequence[Lock], now: datetime, *,
+                      placed: Sequence[str] = (), lifted: Sequence[str] = ()) -> None:
+        kind: ActionKind = "lock" if name in ("lock", "suspend_lock") else "unlock"
+        policy_input = PolicyInput(subject, ActionInput(name, kind, ctx.method, ctx.path, params),
+                                   target).with_locks(locks, now)
+        extra: dict[str, Any] = {}
+        if placed:
+            extra["locks_placed"] = list(placed)
+        if lifted:
+            extra["locks_lifted"] = list(lifted)
+        await self.decider.decide(ctx, policy_input, extra=extra)
 
     # -- Nova's lock and unlock actions --------------------------------------------------------
 
@@ -90,55 +81,48 @@ class LockService:
         """Nova's ``lock`` action: a ``state`` lock owned by the caller (no-op if theirs exists)."""
         async with self.guard.exclusive(instance_id):
             now = datetime.now(UTC)
-            target = await self.backend.resolve(instance_id)
+            target = await self.ops.resolve(instance_id)
             existing = await self.store.effective_locks(instance_id, target.project_id,
                                                         target.host, now)
-            params = {"kind": "state", "scope": "instance"}
-            await self._decide(ctx, _input(subject, "lock", "lock", ctx, params, target, existing,
-                                           now), instance_id)
-            for lk in existing:
-                if (lk.scope == "instance" and lk.kind == "state" and lk.source == "nova"
-                        and lk.owner.user_id == subject.user_id
-                        and lk.owner.project_id == subject.project_id):
-                    return  # NOTE: Nova treats a re-lock by the same caller as a no-op.
-            await self.store.add(Lock(id=new_lock_id(), kind="state", scope="instance",
-                                      target=instance_id, reason=reason, owner=subject,
-                                      created_at=now, source="nova"))
+            mine = [lk for lk in existing if lk.scope == "instance" and lk.kind == "state"
+                    and lk.source == "nova" and lk.owner.user_id == subject.user_id
+                    and lk.owner.project_id == subject.project_id]
+            lock_id = new_lock_id()
+            await self._decide(ctx, subject, "lock", {"kind": "state", "scope": "instance"}, target,
+                               existing, now, placed=() if mine else (lock_id,))
+            if mine:
+                return  # NOTE: Nova treats a re-lock by the same caller as a no-op.
+            await self.store.add(Lock(id=lock_id, kind="state", scope="instance", target=instance_id,
+                                      reason=reason, owner=subject, created_at=now, source="nova"))
 
     async def nova_unlock(self, ctx: Ctx, subject: Subject, instance_id: str) -> None:
         """Nova's ``unlock`` action: lift every instance ``state`` lock, or none (403)."""
         async with self.guard.exclusive(instance_id):
             now = datetime.now(UTC)
-            target = await self.backend.resolve(instance_id)
+            target = await self.ops.resolve(instance_id)
             existing = await self.store.effective_locks(instance_id, None, None, now)
             lifting = [lk for lk in existing if lk.scope == "instance" and lk.kind == "state"]
-            await self._decide(ctx, _input(subject, "unlock", "unlock", ctx, {}, target, lifting,
-                                           now), instance_id)
+            await self._decide(ctx, subject, "unlock", {}, target, lifting, now,
+                               lifted=[lk.id for lk in lifting])
             await self.store.remove([lk.id for lk in lifting])
 
     # -- the lock API ------------------------------------------------------------------------
 
-    async def place(self, ctx: Ctx, subject: Subject, kind: str, scope: str, target: str,
+    async def place(self, ctx: Ctx, subject: Subject, kind: LockKind, scope: LockScope, target: str,
                     reason: str, expires_at: datetime | None) -> Lock:
         """Place a lock of any kind and scope; returns it."""
-        if kind not in LOCK_KINDS:
-            raise BadRequest(f"lock.kind must be one of {', '.join(LOCK_KINDS)}")
-        if scope not in LOCK_SCOPES:
-            raise BadRequest(f"lock.scope must be one of {', '.join(LOCK_SCOPES)}")
         now = datetime.now(UTC)
         if expires_at is not None and expires_at <= now:
             raise BadRequest("lock.expires_at is in the past")
         key = target if scope == "instance" else ALL_INSTANCES
         async with self.guard.exclusive(key):
-            info = await self._target(scope, target)
-            existing = await self.store.effective_locks(
-                info.instance_id or None if info else None, info.project_id if info else None,
-                info.host if info else None, now)
-            params = {"kind": kind, "scope": scope, "reason": reason}
-            await self._decide(ctx, _input(subject, "lock", "lock", ctx, params, info, existing,
-                                           now), info.instance_id if info else None)
+            info = await self.ops.resolve(target) if scope == "instance" else _target_of(scope, target)
+            existing = await self.store.effective_locks(info.instance_id or None, info.project_id,
+                                                        info.host, now)
             lock = Lock(id=new_lock_id(), kind=kind, scope=scope, target=target, reason=reason,
                         owner=subject, created_at=now, expires_at=expires_at, source="api")
+            await self._decide(ctx, subject, "lock", {"kind": kind, "scope": scope, "reason": reason},
+                               info, existing, now, placed=[lock.id])
             await self.store.add(lock)
             return lock
 
@@ -153,45 +137,40 @@ class LockService:
             if lock is None:
                 raise NotFound(f"Lock {lock_id} could not be found.")
             now = datetime.now(UTC)
-            info = TargetInfo(lock.target if lock.scope == "instance" else "",
-                              lock.target if lock.scope == "project" else None,
-                              lock.target if lock.scope == "host" else None)
-            await self._decide(ctx, _input(subject, "unlock", "unlock", ctx, {}, info, [lock], now),
-                               info.instance_id or None)
+            await self._decide(ctx, subject, "unlock", {}, _target_of(lock_scope(lock.scope), lock.target),
+                               [lock], now, lifted=[lock.id])
             await self.store.remove([lock.id])
             return lock
 
     # -- suspend-lock and unlock-resume --------------------------------------------------------
 
     async def suspend_lock(self, ctx: Ctx, subject: Subject, instance_id: str, reason: str,
-                           kind: str = "boot") -> Lock:
+                           kind: LockKind = "boot") -> Lock:
         """Lock the instance (durably, ``pending``), suspend it, then mark the lock ``active``.
 
         A failed or timed-out suspend leaves the lock in force, marked ``failed``, and
         raises the backend's error. Returns the lock.
         """
-        if kind not in LOCK_KINDS:
-            raise BadRequest(f"kind must be one of {', '.join(LOCK_KINDS)}")
         if not reason:
             raise BadRequest("reason is required for a suspend-lock")
         async with self.guard.exclusive(instance_id):
             now = datetime.now(UTC)
-            target = await self.backend.resolve(instance_id)
+            target = await self.ops.resolve(instance_id)
             existing = await self.store.effective_locks(instance_id, target.project_id,
                                                         target.host, now)
-            params = {"kind": kind, "scope": "instance", "reason": reason}
-            await self._decide(ctx, _input(subject, "suspend_lock", "lock", ctx, params, target,
-                                           existing, now), instance_id)
             lock = Lock(id=new_lock_id(), kind=kind, scope="instance", target=instance_id,
                         reason=reason, owner=subject, created_at=now, state="pending",
                         source=SUSPEND_SOURCE)
+            await self._decide(ctx, subject, "suspend_lock",
+                               {"kind": kind, "scope": "instance", "reason": reason}, target,
+                               existing, now, placed=[lock.id])
             await self.store.add(lock)
             return await self._complete_suspend(lock)
 
     async def _complete_suspend(self, lock: Lock) -> Lock:
         try:
             await self._suspend_and_wait(lock.target)
-            await self.backend.set_boot_block(lock.target, True, lock.reason)
+            await self.ops.set_boot_block(lock.target, True, lock.reason, lock.id)
         except SidecarError as exc:
             note = f"suspend failed: {exc.message}"
             await self.store.set_state(lock.id, "failed", note)
@@ -203,13 +182,13 @@ class LockService:
         return replace(lock, state="active", note="suspended")
 
     async def _suspend_and_wait(self, instance_id: str) -> None:
-        status = await self.backend.status(instance_id)
+        status = await self.ops.status(instance_id)
         if status in _STOPPED:
             return
-        await self.backend.power(instance_id, "suspend")
+        await self.ops.power(instance_id, "suspend")
         deadline = time.monotonic() + self.suspend_timeout_s
         while True:
-            status = await self.backend.status(instance_id)
+            status = await self.ops.status(instance_id)
             if status == "SUSPENDED":
                 return
             if status == "ERROR":
@@ -223,24 +202,24 @@ class LockService:
         """Lift the instance's suspend-locks (all or none) and resume it; returns the lifted locks."""
         async with self.guard.exclusive(instance_id):
             now = datetime.now(UTC)
-            target = await self.backend.resolve(instance_id)
+            target = await self.ops.resolve(instance_id)
             existing = await self.store.effective_locks(instance_id, None, None, now)
             lifting = [lk for lk in existing if lk.source == SUSPEND_SOURCE]
             if not lifting:
                 raise NotFound(f"Instance {instance_id} has no suspend-lock.")
-            await self._decide(ctx, _input(subject, "unlock_resume", "unlock", ctx, {}, target,
-                                           lifting, now), instance_id)
+            await self._decide(ctx, subject, "unlock_resume", {}, target, lifting, now,
+                               lifted=[lk.id for lk in lifting])
             await self.store.remove([lk.id for lk in lifting])
             remaining = [lk for lk in existing if lk not in lifting]
             if not any(lk.kind in ("boot", "state") for lk in remaining):
-                await self.backend.set_boot_block(instance_id, False, None)
-            if await self.backend.status(instance_id) == "SUSPENDED":
-                await self.backend.power(instance_id, "resume")
+                await self.ops.set_boot_block(instance_id, False, None)
+            if await self.ops.status(instance_id) == "SUSPENDED":
+                await self.ops.power(instance_id, "resume")
             return lifting
 
     async def reconcile(self) -> int:
         """Finish suspend-locks left ``pending`` by a crash; returns how many were found."""
-        pending = [lk for lk in await self.store.pending_locks()]
+        pending = list(await self.store.pending_locks())
         for lock in pending:
             log.warning("reconciling pending suspend-lock %s on %s", lock.id, lock.target)
             try:

@@ -1,18 +1,24 @@
 """Nova-visible lock state: ``locked`` and ``locked_reason`` from Statelock's table.
 
-Pure functions over a decoded server (or server list) document. Nova shows
-``locked`` from microversion 2.9 and ``locked_reason`` from 2.73, and accepts the
-``locked`` list filter from 2.73 with the values of ``common.is_locked``.
+Pure functions over a decoded server (or server list) document, and ``LockView``,
+which reads the table for them. Nova shows ``locked`` from microversion 2.9 and
+``locked_reason`` from 2.73, and accepts the ``locked`` list filter from 2.73 with
+the values of ``common.is_locked``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+from sidecar.backends.base import InstanceOps
+from sidecar.classify import Action
 from sidecar.errors import BadRequest
 from sidecar.locks.model import Lock
+from sidecar.locks.store import LockStore
 
 _TRUE = frozenset({"1", "t", "true", "on", "y", "yes"})
 _FALSE = frozenset({"0", "f", "false", "off", "n", "no"})
@@ -83,3 +89,44 @@ def filter_locked(doc: Any, locks_by_server: Mapping[str, Sequence[Lock]], wante
     if isinstance(doc, dict) and isinstance(doc.get("servers"), list):
         doc["servers"] = [s for s in doc["servers"] if isinstance(s, dict)
                           and bool(locks_by_server.get(str(s.get("id")))) == wanted]
+
+
+class LockView:
+    """Rewrites Nova's server show and list answers with the lock state of Statelock's table."""
+
+    def __init__(self, store: LockStore, ops: InstanceOps) -> None:
+        self.store = store
+        self.ops = ops
+
+    async def locks_by_server(self, servers: Sequence[Mapping[str, Any]]) -> dict[str, list[Lock]]:
+        """The locks in force on each server (its project's and host's too, when any exist)."""
+        now = datetime.now(UTC)
+        ids = [str(server.get("id", "")) for server in servers]
+        if not await self.store.has_scoped_locks(now):
+            return await self.store.locks_on_instances(ids, now)
+        out: dict[str, list[Lock]] = {}
+        for sid, server in zip(ids, servers, strict=True):
+            project = server.get("tenant_id")
+            host = server.get("OS-EXT-SRV-ATTR:host")
+            if not isinstance(project, str):
+                info = await self.ops.resolve(sid)
+                project, host = info.project_id, info.host
+            out[sid] = await self.store.effective_locks(
+                sid, project, host if isinstance(host, str) else None, now)
+        return out
+
+    async def rewrite(self, body: bytes, action: Action, detail: bool, wanted: bool | None) -> bytes | None:
+        """``body`` with ``locked``/``locked_reason`` set (and the ``locked`` filter applied).
+
+        None when the body is not JSON (it is then passed on as it came); the store's
+        and the backend's errors are raised.
+        """
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return None
+        by_server = await self.locks_by_server(servers_of(doc))
+        decorate(doc, by_server, action.microversion, detail)
+        if wanted is not None:
+            filter_locked(doc, by_server, wanted)
+        return json.dumps(doc).encode()

@@ -1,4 +1,17 @@
-"""The Backend protocol the request path forwards through."""
+"""The two protocols a backend implements: dispatching decided requests, and instance operations.
+
+A backend is where allowed requests go. It has two faces, injected into the
+request path separately:
+
+* ``Dispatcher`` executes one request that was classified (and, for a state change,
+  decided): the upstream forwarder sends the exact bytes that were classified; the
+  driver dispatcher executes the ``Action`` itself (its name, instance and params),
+  never re-reading the request. What was decided is what is executed.
+* ``InstanceOps`` answers what the policy and the lock operations need to know of an
+  instance, and acts on it as Statelock's own service identity (suspend-lock).
+
+``Backend`` bundles both with their lifetime (``start``/``close``, in cleanup_ctx).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +20,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-
-@dataclass(frozen=True)
-class TargetInfo:
-    """What the policy needs to know about an instance beyond its id."""
-
-    instance_id: str
-    project_id: str | None
-    host: str | None
+from sidecar.classify import Action
+from sidecar.identity import Subject
+from sidecar.policy.input import Target
 
 
 @dataclass(frozen=True)
@@ -42,37 +50,63 @@ class ForwardResponse:
     length: int | None = None
 
 
-class Backend(Protocol):
-    """Forwards allowed requests and answers questions about instances.
+class Dispatcher(Protocol):
+    """Executes a classified request and returns the response to stream back.
 
-    ``forward`` raises UpstreamError / UpstreamTimeout (or BackendError for
-    drivers); ``resolve`` raises NotFound for an instance that does not exist
-    and TargetUnresolved when it can't tell.
+    ``dispatch`` raises a SidecarError for what it refuses or can't do (UpstreamError /
+    UpstreamTimeout for a forwarder, NotFound or BackendError for a driver); the
+    error boundary answers it. ``needs_subject`` says whether the request path must
+    identify the caller even for a read (a driver shows each caller only its own
+    project's instances; an upstream decides that itself).
     """
 
-    async def start(self) -> None:
-        """Open sessions or connections."""
+    needs_subject: bool
 
-    async def close(self) -> None:
-        """Close them."""
+    async def dispatch(self, request: ForwardRequest, action: Action,
+                       subject: Subject | None) -> ForwardResponse:
+        """Execute ``action`` (sent as ``request`` by a forwarder) for ``subject``."""
 
-    async def forward(self, request: ForwardRequest) -> ForwardResponse:
-        """Send one request and return once the response headers are in."""
 
-    async def resolve(self, instance_id: str) -> TargetInfo:
-        """The instance's project and host, as Statelock's service identity sees them."""
+class InstanceOps(Protocol):
+    """What Statelock asks and does about one instance, as its own service identity.
+
+    ``resolve`` raises NotFound for an instance that does not exist and
+    TargetUnresolved when it can't tell; the others raise the backend's SidecarError.
+    """
+
+    async def resolve(self, instance_id: str) -> Target:
+        """The instance's project and host."""
 
     async def status(self, instance_id: str) -> str:
         """The instance's Nova status now (ACTIVE, SUSPENDED, SHUTOFF, ...), never cached."""
 
-    async def power(self, instance_id: str, operation: str) -> None:
-        """Run ``suspend`` or ``resume`` as Statelock's service identity."""
+    async def power(self, instance_id: str, operation: str) -> int:
+        """Run ``suspend`` or ``resume``; the backend's status for it (Nova's 202, a driver's 202)."""
 
-    async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None) -> None:
+    async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None,
+                             lock_id: str | None = None) -> None:
         """Ask the hypervisor to refuse boots too, where it can (defence in depth)."""
 
     def forget_host(self, instance_id: str) -> None:
         """Drop any cached host of the instance (it may have moved)."""
+
+
+class Backend(Protocol):
+    """A dispatcher and instance operations sharing one connection's lifetime."""
+
+    @property
+    def dispatcher(self) -> Dispatcher:
+        """Where decided requests go."""
+
+    @property
+    def ops(self) -> InstanceOps:
+        """Statelock's own questions and actions about instances."""
+
+    async def start(self) -> None:
+        """Open sessions or connections; raises a SidecarError when the backend can't serve."""
+
+    async def close(self) -> None:
+        """Close them."""
 
 
 async def drain(response: ForwardResponse) -> bytes:

@@ -12,18 +12,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import ENFORCER
+from sidecar.appkeys import CONFIG, METRICS, PIPELINE
 from sidecar.backends.base import drain
 from sidecar.config import LimitsConfig
-from sidecar.enforce import Enforcer, IncomingRequest, Reply
-from sidecar.faults import fault_body
+from sidecar.errors import LimitExceeded, SidecarError
+from sidecar.metrics import Metrics
+from sidecar.pipeline import IncomingRequest, Reply
 
 
 @dataclass
@@ -79,64 +79,58 @@ def header_limit(limits: LimitsConfig, method: str, raw_path: str,
 
 
 async def nova_handler(request: web.Request) -> web.StreamResponse:
-    """Hold the request to the limits, run it through the Enforcer, answer or stream the reply."""
-    enforcer = request.app[ENFORCER]
-    limits = enforcer.cfg.limits
+    """Hold the request to the limits, run it through the Pipeline, answer or stream the reply."""
+    limits = request.app[CONFIG].limits
+    metrics = request.app[METRICS]
     over = header_limit(limits, request.method, request.raw_path, request.raw_headers)
     if over is not None:
-        return _over_limit(enforcer, *over)
+        raise _over_limit(metrics, *over)
     limiter = request.app.get(LIMITER)
     if limiter is not None and limiter.in_flight >= limits.max_concurrent_requests:
-        resp = _over_limit(enforcer, 503, "limit_concurrency", "Too many requests in flight; retry.")
-        resp.headers["Retry-After"] = "1"
-        return resp
+        raise _over_limit(metrics, 503, "limit_concurrency", "Too many requests in flight; retry.",
+                          retry_after=True)
     if limiter is not None:
         limiter.in_flight += 1
     try:
-        return await _handle(request, enforcer, limits)
+        body = await _read_body(request, limits, metrics)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        incoming = IncomingRequest(
+            method=request.method,
+            raw_path=request.raw_path,
+            headers=request.headers,
+            body=body,
+            client_ip=str(peer[0]) if peer else "",
+            scheme=request.scheme,
+            host=request.host,
+        )
+        reply = await request.app[PIPELINE].handle(incoming)
+        return await send_reply(request, reply)
     finally:
         if limiter is not None:
             limiter.in_flight -= 1
 
 
-async def _handle(request: web.Request, enforcer: Enforcer, limits: LimitsConfig) -> web.StreamResponse:
+async def _read_body(request: web.Request, limits: LimitsConfig, metrics: Metrics) -> bytes:
     limit = limits.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
-        return _over_limit(enforcer, 413, "limit_body_bytes", f"Request body is larger than {limit} bytes.")
+        raise _over_limit(metrics, 413, "limit_body_bytes", f"Request body is larger than {limit} bytes.")
     try:
         async with asyncio.timeout(limits.request_timeout_s):
-            body = await request.read()
+            return await request.read()
     except web.HTTPRequestEntityTooLarge:
-        return _over_limit(enforcer, 413, "limit_body_bytes", f"Request body is larger than {limit} bytes.")
+        raise _over_limit(metrics, 413, "limit_body_bytes",
+                          f"Request body is larger than {limit} bytes.") from None
     except TimeoutError:
-        return _over_limit(enforcer, 408, "limit_request_timeout",
-                           f"The request body did not arrive within {limits.request_timeout_s:g} s.")
-    peer = request.transport.get_extra_info("peername") if request.transport else None
-    incoming = IncomingRequest(
-        method=request.method,
-        raw_path=request.raw_path,
-        headers=request.headers,
-        body=body,
-        client_ip=str(peer[0]) if peer else "",
-        scheme=request.scheme,
-        host=request.host,
-    )
-    reply = await enforcer.handle(incoming)
-    if reply.status == 504 and reply.stream is None:
-        enforcer.metrics.refusals.labels("limit_upstream_timeout").inc()
-    return await send_reply(request, reply)
+        raise _over_limit(metrics, 408, "limit_request_timeout",
+                          f"The request body did not arrive within {limits.request_timeout_s:g} s.") from None
 
 
-def _over_limit(enforcer: Enforcer, status: int, code: str, message: str) -> web.Response:
-    """A Nova-shaped answer to a request over a limit; the connection is closed after it."""
-    enforcer.metrics.refusals.labels(code).inc()
-    if status in (413, 414, 431):
-        body = json.dumps({"overLimit": {"code": status, "message": message}}).encode()
-    else:
-        body = fault_body(status, message)
-    resp = web.Response(status=status, body=body, content_type="application/json", charset="UTF-8")
-    resp.force_close()
-    return resp
+def _over_limit(metrics: Metrics, status: int, code: str, message: str,
+                retry_after: bool = False) -> LimitExceeded:
+    """The error for a request over a limit (counted); its connection is closed after the answer."""
+    metrics.refusals.labels(code).inc()
+    return LimitExceeded(message, code, status, headers=(("Retry-After", "1"),) if retry_after else (),
+                         close_connection=True)
 
 
 _BUFFERED_MAX = 1 << 20
@@ -148,8 +142,6 @@ async def send_reply(request: web.Request, reply: Reply) -> web.StreamResponse:
         resp = web.Response(status=reply.status, body=reply.body)
         for name, value in reply.headers:
             resp.headers.add(name, value)
-        if reply.content_type:
-            resp.headers["Content-Type"] = f"{reply.content_type}; charset=UTF-8"
         return resp
     stream = reply.stream
     if stream.length is not None and stream.length <= _BUFFERED_MAX:
@@ -164,8 +156,12 @@ async def send_reply(request: web.Request, reply: Reply) -> web.StreamResponse:
         out.headers.add(name, value)
     try:
         await out.prepare(request)
-        async for chunk in stream.chunks:
-            await out.write(chunk)
+        try:
+            async for chunk in stream.chunks:
+                await out.write(chunk)
+        except SidecarError as exc:
+            # NOTE: the status line is sent; the client can only see the body cut short.
+            raise ConnectionResetError(f"backend response broke off: {exc.message}") from exc
         await out.write_eof()
     finally:
         if stream.release is not None:

@@ -7,23 +7,23 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import ENFORCER, SHIPPER
+from sidecar.appkeys import AUDIT, CONFIG, ENGINE, METRICS, SHIPPER, STORE
 from sidecar.errors import SidecarError
-from sidecar.locks.model import LOCK_KINDS
+from sidecar.vocab import LOCK_KINDS
 
 
 async def health(request: web.Request) -> web.Response:
     """``GET /statelock/v1/health``: each component's state; 503 when one is not ok."""
-    enforcer = request.app[ENFORCER]
-    policy = enforcer.engine.health()
+    cfg = request.app[CONFIG]
+    policy = request.app[ENGINE].health()
     doc: dict[str, Any] = {
         "policy": policy,
-        "audit": {"ok": True, "write_failures": enforcer.audit.failures},
-        "mode": enforcer.cfg.mode,
-        "backend": enforcer.cfg.backend.kind,
+        "audit": {"ok": True, "write_failures": request.app[AUDIT].failures},
+        "mode": cfg.mode,
+        "backend": cfg.backend.kind,
     }
     try:
-        doc["lockstore"] = {"ok": True, "locks": await enforcer.store.count()}
+        doc["lockstore"] = {"ok": True, "locks": await request.app[STORE].count()}
     except Exception as exc:  # NOTE: health must answer whatever the store raises
         doc["lockstore"] = {"ok": False, "error": str(exc)}
     ok = bool(policy.get("ok")) and bool(doc["lockstore"]["ok"])
@@ -37,11 +37,11 @@ async def ready(request: web.Request) -> web.Response:
     A rejected bundle reload does not make a replica unready: the previous revision
     keeps serving (``/health`` shows the error).
     """
-    enforcer = request.app[ENFORCER]
-    policy = enforcer.engine.health()
-    serving = bool(enforcer.engine.revision) and (policy.get("engine") != "opa" or bool(policy.get("ok")))
+    engine = request.app[ENGINE]
+    policy = engine.health()
+    serving = bool(engine.revision) and (policy.get("engine") != "opa" or bool(policy.get("ok")))
     try:
-        await enforcer.store.count()
+        await request.app[STORE].count()
         store_ok = True
     except SidecarError:
         store_ok = False
@@ -57,12 +57,12 @@ async def live(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     """``GET /metrics``: Prometheus text format."""
-    enforcer = request.app[ENFORCER]
-    m = enforcer.metrics
-    policy = enforcer.engine.health()
-    m.policy.info({"engine": str(policy.get("engine", "")), "revision": enforcer.engine.revision})
+    m = request.app[METRICS]
+    engine = request.app[ENGINE]
+    policy = engine.health()
+    m.policy.info({"engine": str(policy.get("engine", "")), "revision": engine.revision})
     try:
-        by_kind = await enforcer.store.count_in_force_by_kind(datetime.now(UTC))
+        by_kind = await request.app[STORE].count_in_force_by_kind(datetime.now(UTC))
     except SidecarError:
         by_kind = {}
     for kind in LOCK_KINDS:

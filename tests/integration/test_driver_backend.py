@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from sidecar.app import create_app
-from sidecar.appkeys import ENFORCER
+from sidecar.appkeys import BACKEND
 from sidecar.backends.driver import DriverBackend
 from sidecar.config import config_from_mapping
 from tests.support.paths import POLICIES
@@ -50,7 +50,7 @@ async def _server(client: TestClient[Any, Any]) -> dict[str, Any]:
 
 
 def _domain(client: TestClient[Any, Any], name: str = "test") -> Any:
-    backend = client.app[ENFORCER].backend
+    backend = client.app[BACKEND]
     assert isinstance(backend, DriverBackend)
     conn = backend.driver._connection()  # type: ignore[attr-defined]
     return conn.lookupByName(name)

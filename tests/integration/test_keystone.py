@@ -24,7 +24,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from sidecar.app import create_app
-from sidecar.appkeys import ENFORCER
+from sidecar.appkeys import CONFIG, IDENTIFIER
 from sidecar.config import config_from_mapping, load_config
 from sidecar.errors import ConfigError, IdentityUnavailable
 from sidecar.keystone import KeystoneIdentifier
@@ -117,7 +117,7 @@ async def stack(stack_factory: StackFactory) -> Stack:
 
 
 def _identifier(stack: Stack) -> KeystoneIdentifier:
-    identifier = stack.client.app[ENFORCER].identifier
+    identifier = stack.client.app[IDENTIFIER]
     assert isinstance(identifier, KeystoneIdentifier)
     return identifier
 
@@ -406,7 +406,7 @@ async def test_tokens_and_passwords_never_appear_in_logs_or_records(
     for secret in (alice, billing, garbage, service_token, SERVICE_PASSWORD):
         assert secret not in caplog.text
         assert secret not in records
-    assert SERVICE_PASSWORD not in repr(stack.client.app[ENFORCER].cfg)
+    assert SERVICE_PASSWORD not in repr(stack.client.app[CONFIG])
 
 
 async def test_service_token_is_statelocks_own(stack: Stack, cloud: Cloud) -> None:

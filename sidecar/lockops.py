@@ -32,7 +32,7 @@ from sidecar.locks.model import Lock, new_lock_id
 from sidecar.locks.store import LockStore
 from sidecar.policy.input import ActionInput, PolicyInput, Target
 from sidecar.recorder import Ctx, Recorder
-from sidecar.vocab import ActionKind, LockKind, LockScope, lock_scope
+from sidecar.vocab import ActionKind, LockKind, LockScope
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ SUSPEND_SOURCE = "suspend-lock"
 _STOPPED = frozenset({"SUSPENDED", "SHUTOFF", "SHELVED", "SHELVED_OFFLOADED"})
 
 
-def _target_of(scope: LockScope, target: str) -> Target:
+def _target_of(scope: str, target: str) -> Target:
     """The policy target of a project or host lock (instance locks resolve theirs)."""
     if scope == "project":
         return Target("", target, None)
@@ -137,7 +137,7 @@ class LockService:
             if lock is None:
                 raise NotFound(f"Lock {lock_id} could not be found.")
             now = datetime.now(UTC)
-            await self._decide(ctx, subject, "unlock", {}, _target_of(lock_scope(lock.scope), lock.target),
+            await self._decide(ctx, subject, "unlock", {}, _target_of(lock.scope, lock.target),
                                [lock], now, lifted=[lock.id])
             await self.store.remove([lock.id])
             return lock

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from sidecar.backends.base import Dispatcher, ForwardRequest, ForwardResponse, InstanceOps, drain
+from sidecar.backends.base import Dispatcher, ForwardResponse, IncomingRequest, InstanceOps, drain
 from sidecar.classify import Action, Classifier
 from sidecar.decide import Decider
 from sidecar.errors import BadRequest, IdentityUnavailable, SidecarError, UpstreamTimeout
@@ -45,19 +45,6 @@ from sidecar.recorder import DECISION_HEADER, Ctx, Recorder, action_input
 _HOST_CHANGING = frozenset({"migrate", "os-migrateLive", "evacuate", "unshelve", "resize"})
 _LOCK_VIEWS = {"show": True, "list_detail": True, "list": False}
 _READ_METHODS = ("GET", "HEAD", "OPTIONS")
-
-
-@dataclass(frozen=True)
-class IncomingRequest:
-    """The parts of an HTTP request the pipeline needs."""
-
-    method: str
-    raw_path: str
-    headers: Mapping[str, str]
-    body: bytes
-    client_ip: str = ""
-    scheme: str = "http"
-    host: str = ""
 
 
 @dataclass
@@ -240,12 +227,10 @@ class Pipeline:
 
     async def _dispatch(self, req: IncomingRequest, action: Action, subject: Subject | None,
                         ctx: Ctx | None) -> Reply:
-        fwd = ForwardRequest(req.method, action.forward_path, req.headers, req.body,
-                             req.client_ip, req.scheme, req.host)
         seconds = self.s.metrics.upstream_seconds.labels(self.backend_kind)
         t = time.perf_counter()
         try:
-            resp = await self.s.dispatcher.dispatch(fwd, action, subject)
+            resp = await self.s.dispatcher.dispatch(req, action, subject)
         except SidecarError as exc:
             seconds.observe(time.perf_counter() - t)
             if isinstance(exc, UpstreamTimeout):

@@ -2,9 +2,9 @@
 
 A kind, a scope, a state or an outcome is one of these types from the moment it
 enters Statelock: a request body, a query string, a config file or a table row is
-checked once, where it comes in (``lock_kind``, ``lock_scope``, ...), and the code
-behind that edge never checks it again. The checks raise ``BadRequest`` naming the
-field and the values it may take.
+checked once, where it comes in (``one_of(LOCK_KINDS, value, "lock.kind")``), and
+the code behind that edge never checks it again. The check raises ``BadRequest``
+naming the field and the values it may take.
 """
 
 from __future__ import annotations
@@ -48,43 +48,12 @@ OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 _T = TypeVar("_T", bound=str)
 
 
-def _one_of(choices: tuple[_T, ...], value: object, key: str) -> _T:
+def one_of(choices: tuple[_T, ...], value: object, key: str) -> _T:
+    """``value`` as one of ``choices`` (typed as they are); BadRequest naming ``key`` otherwise.
+
+    ``one_of(LOCK_KINDS, body.get("kind"), "lock.kind")`` is a ``LockKind``.
+    """
     for choice in choices:
         if value == choice:
             return choice
     raise BadRequest(f"{key} must be one of {', '.join(choices)} (got {value!r})")
-
-
-def lock_kind(value: object, key: str = "kind") -> LockKind:
-    """``value`` as a LockKind; BadRequest naming ``key`` otherwise."""
-    return _one_of(LOCK_KINDS, value, key)
-
-
-def lock_scope(value: object, key: str = "scope") -> LockScope:
-    """``value`` as a LockScope; BadRequest naming ``key`` otherwise."""
-    return _one_of(LOCK_SCOPES, value, key)
-
-
-def lock_state(value: object, key: str = "state") -> LockState:
-    """``value`` as a LockState; BadRequest naming ``key`` otherwise."""
-    return _one_of(LOCK_STATES, value, key)
-
-
-def lock_source(value: object, key: str = "source") -> LockSource:
-    """``value`` as a LockSource; BadRequest naming ``key`` otherwise."""
-    return _one_of(LOCK_SOURCES, value, key)
-
-
-def lock_list_state(value: object, key: str = "state") -> LockListState:
-    """``value`` as a LockListState; BadRequest naming ``key`` otherwise."""
-    return _one_of(LOCK_LIST_STATES, value, key)
-
-
-def action_kind(value: object, key: str = "kind") -> ActionKind:
-    """``value`` as an ActionKind; BadRequest naming ``key`` otherwise."""
-    return _one_of(ACTION_KINDS, value, key)
-
-
-def outcome(value: object, key: str = "outcome") -> Outcome:
-    """``value`` as an Outcome; BadRequest naming ``key`` otherwise."""
-    return _one_of(OUTCOMES, value, key)

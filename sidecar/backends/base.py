@@ -26,16 +26,19 @@ from sidecar.policy.input import Target
 
 
 @dataclass(frozen=True)
-class ForwardRequest:
-    """One request to send on: the classified bytes, never re-encoded."""
+class IncomingRequest:
+    """The parts of one HTTP request, as received: what is classified is what is dispatched.
+
+    A forwarder sends ``body`` as it came, to the classified ``Action.forward_path``.
+    """
 
     method: str
-    path: str
+    raw_path: str
     headers: Mapping[str, str]
     body: bytes
-    client_ip: str
-    scheme: str
-    host: str
+    client_ip: str = ""
+    scheme: str = "http"
+    host: str = ""
 
 
 @dataclass
@@ -62,9 +65,9 @@ class Dispatcher(Protocol):
 
     needs_subject: bool
 
-    async def dispatch(self, request: ForwardRequest, action: Action,
+    async def dispatch(self, request: IncomingRequest, action: Action,
                        subject: Subject | None) -> ForwardResponse:
-        """Execute ``action`` (sent as ``request`` by a forwarder) for ``subject``."""
+        """Execute ``action`` (classified from ``request``) for ``subject``."""
 
 
 class InstanceOps(Protocol):

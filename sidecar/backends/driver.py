@@ -21,7 +21,7 @@ from typing import Any
 
 import drivers
 from drivers import Driver, DriverError, Instance
-from sidecar.backends.base import ForwardRequest, ForwardResponse
+from sidecar.backends.base import ForwardResponse, IncomingRequest
 from sidecar.backends.nova_views import server_view, versions
 from sidecar.classify import Action
 from sidecar.config import BackendConfig
@@ -110,7 +110,7 @@ class DriverDispatcher:
             raise NotFound(f"Instance {instance_id} could not be found.")
         return inst
 
-    async def dispatch(self, request: ForwardRequest, action: Action,
+    async def dispatch(self, request: IncomingRequest, action: Action,
                        subject: Subject | None) -> ForwardResponse:
         """Serve ``action`` for ``subject``; ``request`` only gives the base URL for links."""
         base = f"{request.scheme}://{request.host}"

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 from multidict import CIMultiDict
 
-from sidecar.backends.base import ForwardRequest, ForwardResponse
+from sidecar.backends.base import ForwardResponse, IncomingRequest
 from sidecar.backends.nova_ops import NovaInstanceOps, ServiceTokenSource
 from sidecar.classify import Action
 from sidecar.config import BackendConfig
@@ -29,7 +29,7 @@ HOP_BY_HOP = frozenset({
 })
 
 
-def forwarded_headers(request: ForwardRequest) -> CIMultiDict[str]:
+def forwarded_headers(request: IncomingRequest) -> CIMultiDict[str]:
     """The headers to send upstream: the client's, less hop-by-hop, plus X-Forwarded-*."""
     out: CIMultiDict[str] = CIMultiDict()
     connection_tokens = {
@@ -87,10 +87,10 @@ class UpstreamForwarder:
         self._session = session
         self._base = base_url.rstrip("/")
 
-    async def dispatch(self, request: ForwardRequest, action: Action,
+    async def dispatch(self, request: IncomingRequest, action: Action,
                        subject: Subject | None) -> ForwardResponse:
-        """Send ``request`` as it was classified; return once the response headers are in."""
-        url = self._base + request.path
+        """Send ``request``'s body and headers to the classified path; return once the headers are in."""
+        url = self._base + action.forward_path
         try:
             resp = await self._session.session.request(
                 request.method, url, headers=forwarded_headers(request), data=request.body or None,

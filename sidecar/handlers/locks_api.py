@@ -23,7 +23,7 @@ from sidecar.handlers.openapi import OPENAPI
 from sidecar.identity import Subject
 from sidecar.locks.model import Lock, LockFilter, parse_rfc3339
 from sidecar.recorder import DECISION_HEADER, Ctx
-from sidecar.vocab import lock_kind, lock_scope
+from sidecar.vocab import LOCK_KINDS, LOCK_SCOPES, one_of
 
 PREFIX = "/statelock/v1"
 READ_ROLES = frozenset({"admin", "auditor", "billing", "legal", "security", "statelock-override"})
@@ -81,8 +81,8 @@ async def create_lock(request: web.Request) -> web.Response:
         unknown = set(spec) - {"kind", "scope", "target", "reason", "expires_at"}
         if unknown:
             raise BadRequest(f"Unknown lock field(s): {', '.join(sorted(unknown))}")
-        kind = lock_kind(spec.get("kind", "state"), "lock.kind")
-        scope = lock_scope(spec.get("scope", "instance"), "lock.scope")
+        kind = one_of(LOCK_KINDS, spec.get("kind", "state"), "lock.kind")
+        scope = one_of(LOCK_SCOPES, spec.get("scope", "instance"), "lock.scope")
         target = _str_field(spec, "target")
         if scope == "instance":
             target = _canonical_instance(target)
@@ -158,7 +158,7 @@ async def suspend_lock(request: web.Request) -> web.Response:
         if unknown:
             raise BadRequest(f"Unknown field(s): {', '.join(sorted(unknown))}")
         instance_id = _canonical_instance(request.match_info["instance_id"])
-        kind = lock_kind(body.get("kind", "boot"))
+        kind = one_of(LOCK_KINDS, body.get("kind", "boot"), "kind")
         lock = await request.app[LOCKS].suspend_lock(ctx, subject, instance_id,
                                                      _str_field(body, "reason"), kind)
     return _json({"lock": _lock_doc(lock)}, 200, ctx)

@@ -19,11 +19,11 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.appkeys import CONFIG, METRICS, PIPELINE
-from sidecar.backends.base import drain
+from sidecar.backends.base import IncomingRequest, drain
 from sidecar.config import LimitsConfig
 from sidecar.errors import LimitExceeded, SidecarError
 from sidecar.metrics import Metrics
-from sidecar.pipeline import IncomingRequest, Reply
+from sidecar.pipeline import Reply
 
 
 @dataclass

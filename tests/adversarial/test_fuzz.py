@@ -31,7 +31,7 @@ import yarl
 from hypothesis import HealthCheck, Phase, given, settings
 from multidict import CIMultiDict
 
-from sidecar.backends.base import ForwardRequest
+from sidecar.backends.base import IncomingRequest
 from sidecar.backends.upstream import forwarded_headers
 from sidecar.classify import Action, RouteTable, classify, load_route_table
 from sidecar.config import LimitsConfig
@@ -110,8 +110,8 @@ def statelock_verdict(req: RawRequest, table: RouteTable) -> tuple[str, Action |
 
 def forward(nova: NovaWSGI, req: RawRequest, action: Action) -> list[Execution]:
     """Run what Statelock would forward through nova_wsgi in process; its executions."""
-    fwd = ForwardRequest(req.method, action.forward_path, wire_headers(req), req.body, "127.0.0.1",
-                         "http", "statelock")
+    fwd = IncomingRequest(req.method, action.forward_path, wire_headers(req), req.body, "127.0.0.1",
+                          "http", "statelock")
     target = yarl.URL("http://nova:8774" + action.forward_path).raw_path_qs
     headers = list(forwarded_headers(fwd).items())
     nova.clear()

@@ -22,7 +22,7 @@ from drivers import PowerState
 from drivers.fake import FakeDriver
 from sidecar.app import create_app
 from sidecar.appkeys import BACKEND
-from sidecar.backends.base import ForwardRequest
+from sidecar.backends.base import IncomingRequest
 from sidecar.backends.driver import DriverBackend, DriverDispatcher, DriverHandle
 from sidecar.classify import Action
 from sidecar.config import BackendConfig, config_from_mapping
@@ -54,7 +54,7 @@ async def test_the_dispatcher_executes_the_action_not_the_request() -> None:
         action = Action(name="pause", kind="state_change", method="POST",
                         path=f"/v2.1/servers/{A}/action", forward_path=f"/v2.1/servers/{A}/action",
                         instance_id=A, body={"pause": None})
-        lying = ForwardRequest("POST", f"/v2.1/servers/{B}/action", {}, b'{"os-stop": null}',
+        lying = IncomingRequest("POST", f"/v2.1/servers/{B}/action", {}, b'{"os-stop": null}',
                                "127.0.0.1", "http", "localhost")
         resp = await backend.dispatcher.dispatch(lying, action, Subject("alice", "demo", ("member",)))
         assert resp.status == 202
@@ -70,7 +70,7 @@ async def test_the_dispatcher_refuses_an_unidentified_caller() -> None:
     try:
         action = Action(name="os-stop", kind="state_change", method="POST", path="/", forward_path="/",
                         instance_id=A)
-        request = ForwardRequest("POST", "/", {}, b"", "", "http", "localhost")
+        request = IncomingRequest("POST", "/", {}, b"", "", "http", "localhost")
         with pytest.raises(NotFound, match="could not be found"):
             await DriverDispatcher(handle).dispatch(request, action, None)
         assert (await handle.driver.get_instance(A)).power_state is PowerState.RUNNING

@@ -18,7 +18,7 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
-from sidecar.cli_migrate import add_migrate_command
+from sidecar.cli.migrate import add_migrate_command
 
 DEFAULT_URL = "http://127.0.0.1:8774"
 _COLUMNS = ("id", "kind", "scope", "target", "state", "owner", "expires_at", "reason")

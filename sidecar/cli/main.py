@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 
 from sidecar import __version__
-from sidecar.cli_audit import add_audit_commands, run_audit_command
-from sidecar.cli_locks import add_lock_commands, run_lock_command
-from sidecar.cli_migrate import run_migrate_command
-from sidecar.cli_policy import add_policy_commands, run_policy_command
+from sidecar.cli.audit import add_audit_commands, run_audit_command
+from sidecar.cli.locks import add_lock_commands, run_lock_command
+from sidecar.cli.migrate import run_migrate_command
+from sidecar.cli.policy import add_policy_commands, run_policy_command
 from sidecar.config import Config, explain, load_config
 from sidecar.errors import ConfigError, SidecarError
 from sidecar.locks.model import redact_url

@@ -349,7 +349,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m sidecar.cli_policy ...``: the policy commands on their own."""
+    """``python -m sidecar.cli.policy ...``: the policy commands on their own."""
     parser = argparse.ArgumentParser(prog="statelock")
     add_policy_commands(parser.add_subparsers(dest="command", required=True))
     return run_policy_command(parser.parse_args(argv))

@@ -18,7 +18,6 @@ decide identically: tests/integration/test_policy_agreement.py checks it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -31,6 +30,7 @@ from typing import Any
 
 import regopy
 
+from sidecar.aio import cancel_and_wait
 from sidecar.config import PolicyConfig
 from sidecar.errors import PolicyError
 from sidecar.policy.bundle import Bundle, bundle_files, load_bundle
@@ -184,11 +184,8 @@ class EmbeddedEngine:
         return compile_bundle(load_bundle(self._root), self._entrypoint)
 
     async def close(self) -> None:
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
-            self._watcher = None
+        await cancel_and_wait(self._watcher)
+        self._watcher = None
 
     async def reload_if_changed(self) -> bool:
         """Reload when the bundle's files changed; True if a new revision is now serving.

@@ -11,7 +11,6 @@ probe keeps ``health`` true to OPA's state when no decisions flow.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Mapping
@@ -21,6 +20,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from opa_client.opa_async import AsyncOpaClient
 
+from sidecar.aio import cancel_and_wait
 from sidecar.config import PolicyConfig
 from sidecar.errors import ConfigError, PolicyError
 from sidecar.policy.decision import Decision, decision_from_result
@@ -109,11 +109,8 @@ class OpaEngine:
                 log.error("policy engine opa: probe failed: %s", exc)
 
     async def close(self) -> None:
-        if self._prober is not None:
-            self._prober.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._prober
-            self._prober = None
+        await cancel_and_wait(self._prober)
+        self._prober = None
         if self._started:
             await self._client.close_connection()
             self._started = False

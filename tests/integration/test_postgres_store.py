@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sidecar.cli_migrate import add_migrate_command, run_migrate_command
+from sidecar.cli.migrate import add_migrate_command, run_migrate_command
 from sidecar.errors import LockStoreError
 from sidecar.guard import ALL_INSTANCES
 from sidecar.identity import Subject

@@ -12,7 +12,7 @@ import pytest
 
 from sidecar.audit.query import QueryFilters, filters_from_mapping, parse_time, query_records
 from sidecar.audit.record import make_record
-from sidecar.cli_audit import add_audit_commands, run_audit_command
+from sidecar.cli.audit import add_audit_commands, run_audit_command
 
 
 def _decision(decision_id: str, at: str, user: str, outcome: str, action: str, instance: str | None,

@@ -15,7 +15,7 @@ import pytest
 from sidecar.audit.log import JsonlAuditLog, log_files, rotated_files
 from sidecar.audit.record import GENESIS, chain_hash, make_record, new_decision_id
 from sidecar.audit.verify import verify_files
-from sidecar.cli_audit import add_audit_commands, run_audit_command
+from sidecar.cli.audit import add_audit_commands, run_audit_command
 from sidecar.errors import AuditError
 
 

@@ -1,4 +1,4 @@
-"""``statelock policy test`` and ``statelock policy eval`` (sidecar/cli_policy.py).
+"""``statelock policy test`` and ``statelock policy eval`` (sidecar/cli/policy.py).
 
 The commands run through ``add_policy_commands``/``run_policy_command`` exactly as
 ``statelock`` wires them, against the real bundle, the real regopy engine and the
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from sidecar import cli_policy
-from sidecar.cli_policy import main
+from sidecar.cli import policy as cli_policy
+from sidecar.cli.policy import main
 from tests.support.opa_server import opa_binary, running_opa
 from tests.support.paths import POLICIES
 

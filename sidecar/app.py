@@ -25,6 +25,7 @@ from sidecar.decide import Decider
 from sidecar.guard import Guard, InstanceGuard
 from sidecar.handlers import decisions_api, locks_api, nova, ops
 from sidecar.handlers.boundary import error_boundary
+from sidecar.handlers.lifecycle import STATE, ServerState, count_in_flight
 from sidecar.identity import HeaderIdentifier, Identifier
 from sidecar.lockops import LockService
 from sidecar.locks.store import LockStore, open_lock_store
@@ -150,7 +151,8 @@ def create_app(cfg: Config) -> web.Application:
     """The Statelock application for a validated Config."""
     app = web.Application(client_max_size=cfg.limits.max_body_bytes,
                           handler_args=nova.server_settings(cfg.limits),
-                          middlewares=[error_boundary])
+                          middlewares=[count_in_flight, error_boundary])
+    app[STATE] = ServerState()
     nova.add_limits(app)
     app[keys.CONFIG] = cfg
     app[keys.METRICS] = Metrics()

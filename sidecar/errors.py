@@ -48,6 +48,12 @@ class ConfigError(SidecarError):
     code = "config_error"
 
 
+class StartupError(SidecarError):
+    """The machine is not ready for the configuration (a port, a directory, a certificate)."""
+
+    code = "startup_error"
+
+
 class BadRequest(SidecarError):
     """The request is malformed or ambiguous; it is refused and never forwarded."""
 

@@ -16,9 +16,8 @@ from sidecar.cli.audit import add_audit_commands, run_audit_command
 from sidecar.cli.locks import add_lock_commands, run_lock_command
 from sidecar.cli.migrate import run_migrate_command
 from sidecar.cli.policy import add_policy_commands, run_policy_command
-from sidecar.config import Config, explain, load_config
+from sidecar.cli.serve import check, serve
 from sidecar.errors import ConfigError, SidecarError
-from sidecar.locks.model import redact_url
 
 EPILOG = """\
 examples:
@@ -48,69 +47,55 @@ def _parser() -> argparse.ArgumentParser:
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log verbosity")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run the sidecar",
-                           description="Run the sidecar until interrupted. STATELOCK_LISTEN "
-                                       "overrides the listen address of the config.")
-    serve.add_argument("--config", "-c", required=True, metavar="FILE",
-                       help="YAML config file (see config/*.yaml)")
+    run = sub.add_parser("serve", help="run the sidecar",
+                         description="Run the sidecar until SIGTERM or SIGINT, then stop gracefully "
+                                     "(readiness 503, requests in flight finished, the decision log "
+                                     "flushed). STATELOCK_LISTEN overrides the listen address of the "
+                                     "config. Exit 0 on a clean stop, 1 when the machine refuses "
+                                     "(busy port, certificate, directory), 2 for an invalid config.")
+    run.add_argument("--config", "-c", required=True, metavar="FILE",
+                     help="YAML config file (see config/*.yaml)")
 
     check = sub.add_parser("check-config", help="validate a config file and print the result",
-                           description="Validate a config file; exit 0 if it is good, 2 if not, "
-                                       "naming the key to fix.")
+                           description="Validate a config file exactly as `serve` does (drivers "
+                                       "built, the policy bundle compiled, every key checked); "
+                                       "exit 0 if serve would accept it, 2 if not, naming the key "
+                                       "and the fix.")
     check.add_argument("file", nargs="?", metavar="FILE", help="YAML config file")
     check.add_argument("--explain", action="store_true",
                        help="list every config key with its default and meaning")
+    check.add_argument("--connect", action="store_true",
+                       help="also reach the lock store, the upstream or hypervisor, Keystone and OPA, "
+                            "and say which answered")
     add_lock_commands(sub)
     add_audit_commands(sub)
     add_policy_commands(sub)
     return parser
 
 
-def _serve(path: str) -> int:
-    from aiohttp import web
-
-    from sidecar.app import create_app
-
-    cfg = load_config(path)
-    app = create_app(cfg)
-    logging.getLogger(__name__).info("statelock %s listening on %s", __version__, cfg.listen)
-    web.run_app(app, host=cfg.listen_host, port=cfg.listen_port, print=None,
-                access_log_format='%a "%r" %s %b %Tf')
-    return 0
-
-
-def _check(path: str | None, do_explain: bool) -> int:
-    if do_explain:
-        for key, default, text in explain():
-            print(f"{key:32} default {default}\n{'':32} {text}")
-        return 0
-    if path is None:
-        print("statelock check-config: give a FILE (or --explain)", file=sys.stderr)
-        return 2
-    cfg: Config = load_config(path)
-    print(f"{path}: ok")
-    print(f"  listen   {cfg.listen}   mode {cfg.mode}")
-    target = cfg.backend.upstream_url if cfg.backend.kind == "upstream" else \
-        cfg.backend.driver.get("name")
-    print(f"  backend  {cfg.backend.kind} -> {target}")
-    print(f"  identity {cfg.identity.mode}")
-    print(f"  locks    {redact_url(cfg.lockstore.url)}")
-    print(f"  policy   {cfg.policy.engine} ({cfg.policy.bundle})")
-    print(f"  audit    {cfg.audit.path} (on_failure: {cfg.audit.on_failure})")
-    return 0
+def _leaves(parser: argparse.ArgumentParser) -> None:
+    """Let every (sub)command know its own parser, so its usage errors show its own usage."""
+    parser.set_defaults(command_parser=parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                _leaves(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = _parser()
-    args = parser.parse_args(argv)
+    _leaves(parser)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
-            return _serve(args.config)
+            return serve(args.config)
         if args.command == "check-config":
-            return _check(args.file, args.explain)
+            return check(args.file, args.explain, args.connect)
         if args.command == "policy":
             return run_policy_command(args)
         if args.command == "audit":

@@ -15,6 +15,7 @@ from sidecar.config.schema import (
     ServiceAuthConfig,
     ShippingConfig,
     TargetConfig,
+    TlsConfig,
 )
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "ServiceAuthConfig",
     "ShippingConfig",
     "TargetConfig",
+    "TlsConfig",
     "config_from_mapping",
     "explain",
     "load_config",

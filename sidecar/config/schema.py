@@ -209,10 +209,25 @@ class TargetConfig:
 
 
 @dataclass(frozen=True)
+class TlsConfig:
+    """Serving HTTPS (off unless ``certfile`` is set)."""
+
+    certfile: str | None = _help("PEM certificate chain to serve HTTPS with.", default=None)
+    keyfile: str | None = _help("PEM private key of the certificate (default: in certfile).", default=None)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole Statelock configuration."""
 
     listen: str = _help("host:port to serve on; STATELOCK_LISTEN overrides it.", default="127.0.0.1:8774")
+    tls: TlsConfig = _help("HTTPS for the listener.", default_factory=TlsConfig)
+    shutdown_timeout_s: float = _help(
+        "On SIGTERM/SIGINT, how long requests in flight get to finish once the listener is closed; "
+        "the rest are cut off (and logged).", default=30.0)
+    shutdown_drain_s: float = _help(
+        "On SIGTERM/SIGINT, how long to keep accepting requests while readiness answers 503, so a load "
+        "balancer stops sending traffic first (0: close the listener at once).", default=0.0)
     mode: str = _help("'enforce' or 'dry-run' (forward everything, record what would happen).", default="enforce")
     backend: BackendConfig = _help("Where allowed requests go.", default_factory=BackendConfig)
     identity: IdentityConfig = _help("How callers are identified.", default_factory=IdentityConfig)

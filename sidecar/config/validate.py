@@ -35,6 +35,10 @@ def validate(cfg: Config) -> None:
     host, sep, port = cfg.listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ConfigError(f"listen: {cfg.listen!r} is not host:port (e.g. 127.0.0.1:8774)")
+    if cfg.shutdown_timeout_s < 0 or cfg.shutdown_drain_s < 0:
+        raise ConfigError("shutdown_timeout_s / shutdown_drain_s: must be zero or positive")
+    if cfg.tls.keyfile and not cfg.tls.certfile:
+        raise ConfigError("tls.keyfile: needs tls.certfile too (the certificate it belongs to)")
     b = cfg.backend
     if b.kind == "upstream":
         if not b.upstream_url:

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from sidecar.appkeys import AUDIT, CONFIG, ENGINE, METRICS, SHIPPER, STORE
 from sidecar.errors import SidecarError
+from sidecar.handlers.lifecycle import STATE
 from sidecar.vocab import LOCK_KINDS
 
 
@@ -35,7 +36,8 @@ async def ready(request: web.Request) -> web.Response:
     """``GET /statelock/v1/readyz``: 200 once a policy revision serves and the lock store answers.
 
     A rejected bundle reload does not make a replica unready: the previous revision
-    keeps serving (``/health`` shows the error).
+    keeps serving (``/health`` shows the error). A server that is stopping (draining)
+    answers 503 at once, while its requests in flight finish.
     """
     engine = request.app[ENGINE]
     policy = engine.health()
@@ -45,9 +47,12 @@ async def ready(request: web.Request) -> web.Response:
         store_ok = True
     except SidecarError:
         store_ok = False
-    ok = serving and store_ok
-    return web.json_response({"ready": ok, "policy": policy, "lockstore": {"ok": store_ok}},
-                             status=200 if ok else 503)
+    draining = request.app[STATE].draining
+    ok = serving and store_ok and not draining
+    doc: dict[str, Any] = {"ready": ok, "policy": policy, "lockstore": {"ok": store_ok}}
+    if draining:
+        doc["draining"] = True
+    return web.json_response(doc, status=200 if ok else 503)
 
 
 async def live(request: web.Request) -> web.Response:

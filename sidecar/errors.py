@@ -122,6 +122,13 @@ class Denied(SidecarError):
         self.lock_ids = lock_ids
 
 
+class Conflict(SidecarError):
+    """The request conflicts with a change made meanwhile; retrying may succeed (409)."""
+
+    code = "conflict"
+    status = 409
+
+
 class NotFound(SidecarError):
     """The instance or lock does not exist (or is not visible to the caller)."""
 

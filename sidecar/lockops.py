@@ -16,6 +16,7 @@ before the suspend is sent, so a crash in between leaves the lock in force;
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from typing import Any
 
 from sidecar.backends.base import InstanceOps
 from sidecar.decide import Decider
-from sidecar.errors import BadRequest, NotFound, SidecarError, UpstreamError, UpstreamTimeout
+from sidecar.errors import BadRequest, Conflict, NotFound, SidecarError, UpstreamError, UpstreamTimeout
 from sidecar.guard import ALL_INSTANCES, Guard
 from sidecar.identity import Subject
 from sidecar.locks.model import Lock, new_lock_id
@@ -96,12 +97,26 @@ class LockService:
                                       reason=reason, owner=subject, created_at=now, source="nova"))
 
     async def nova_unlock(self, ctx: Ctx, subject: Subject, instance_id: str) -> None:
-        """Nova's ``unlock`` action: lift every instance ``state`` lock, or none (403)."""
-        async with self.guard.exclusive(instance_id):
+        """Nova's ``unlock`` action: lift every lock that makes the server show ``locked``, or none.
+
+        The policy decides on all of them at once (``input.locks``); when it may not lift
+        one, the answer is its 403 naming the lock that stays, and nothing is lifted, so
+        a client never hears "unlocked" of a server that is still locked. A server with
+        no lock answers 202, as in Nova.
+        """
+        now = datetime.now(UTC)
+        # NOTE: a project or host lock is lifted under the every-instance guard, taken first.
+        scoped = await self.store.has_scoped_locks(now)
+        async with contextlib.AsyncExitStack() as stack:
+            if scoped:
+                await stack.enter_async_context(self.guard.exclusive(ALL_INSTANCES))
+            await stack.enter_async_context(self.guard.exclusive(instance_id))
             now = datetime.now(UTC)
             target = await self.ops.resolve(instance_id)
-            existing = await self.store.effective_locks(instance_id, None, None, now)
-            lifting = [lk for lk in existing if lk.scope == "instance" and lk.kind == "state"]
+            lifting = await self.store.effective_locks(instance_id, target.project_id, target.host, now)
+            if not scoped and any(lk.scope != "instance" for lk in lifting):
+                raise Conflict(f"A project or host lock on instance {instance_id} was placed "
+                               "meanwhile; retry the unlock.")
             await self._decide(ctx, subject, "unlock", {}, target, lifting, now,
                                lifted=[lk.id for lk in lifting])
             await self.store.remove([lk.id for lk in lifting])

@@ -276,7 +276,14 @@ unlock_decision := denied(
 unlock_message(lk, a) := concat("", [
 	"Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed. Lock ",
 	lk.id, " (authority ", a, ") can be removed only by: ", concat(", ", unlockers(lk, a)), ".",
+	unlock_reason(lk),
 ])
+
+# The lock's own reason, so the caller learns why it stays.
+unlock_reason(lk) := concat("", [" Reason for the lock: ", lk.reason, "."]) if {
+	is_string(lk.reason)
+	lk.reason != ""
+} else := ""
 
 # Who may remove a lock of authority a, for the denial message.
 unlockers(lk, a) := array.concat(labels, others) if {

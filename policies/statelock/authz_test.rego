@@ -488,7 +488,7 @@ test_owner_lock_unlock_refused if {
 test_owner_cannot_unlock_admin_lock if {
 	d := decide(req(alice, "unlock", "unlock", [admin_state]))
 	forbidden(d, ["lk-adm"])
-	d.reasons == ["Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed. Lock lk-adm (authority admin) can be removed only by: admin, statelock-override."]
+	d.reasons == ["Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed. Lock lk-adm (authority admin) can be removed only by: admin, statelock-override. Reason for the lock: reason of lk-adm."]
 }
 
 test_admin_lock_unlock if {
@@ -534,18 +534,24 @@ unlock_outcome(subject, lk, "refused") if {
 
 test_unlock_billing_lock_message if {
 	d := decide(req(admin, "unlock", "unlock", [billing_boot]))
-	d.reasons == ["Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed. Lock lk-boot (authority billing) can be removed only by: billing, statelock-override."]
+	d.reasons == ["Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed. Lock lk-boot (authority billing) can be removed only by: billing, statelock-override. Reason for the lock: reason of lk-boot."]
 }
 
 test_unlock_owner_lock_message if {
 	d := decide(req(bob, "unlock", "unlock", [owner_state]))
-	d.reasons == ["Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed. Lock lk-own (authority owner) can be removed only by: members of project demo, admin, statelock-override."]
+	d.reasons == ["Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed. Lock lk-own (authority owner) can be removed only by: members of project demo, admin, statelock-override. Reason for the lock: reason of lk-own."]
 }
 
 test_unlock_message_owner_without_project if {
 	lk := mk_lock("lk-np", "state", {"user_id": "ghost", "project_id": null, "roles": ["member"]})
 	d := decide(req(bob, "unlock", "unlock", [lk]))
-	d.reasons == ["Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed. Lock lk-np (authority owner) can be removed only by: members of the owner's project, admin, statelock-override."]
+	d.reasons == ["Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed. Lock lk-np (authority owner) can be removed only by: members of the owner's project, admin, statelock-override. Reason for the lock: reason of lk-np."]
+}
+
+test_unlock_message_without_reason if {
+	lk := object.union(billing_boot, {"reason": ""})
+	d := decide(req(admin, "unlock", "unlock", [lk]))
+	d.reasons == ["Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed. Lock lk-boot (authority billing) can be removed only by: billing, statelock-override."]
 }
 
 test_override_reason_without_user_id if {
@@ -586,7 +592,7 @@ test_authority_without_entry if {
 	auths := {"owner": {"unlock": ["owner", "admin"], "bypass": ["admin"]}}
 	conflict(decide(act(override, "resume", [billing_boot])), ["lk-boot"]) with data.statelock.authorities as auths
 	d := decide(req(billing, "unlock", "unlock", [billing_boot])) with data.statelock.authorities as auths
-	d.reasons == ["Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed. Lock lk-boot (authority billing) can be removed only by: statelock-override."]
+	d.reasons == ["Policy doesn't allow os_compute_api:os-lock-server:unlock:unlock_override to be performed. Lock lk-boot (authority billing) can be removed only by: statelock-override. Reason for the lock: reason of lk-boot."]
 	override_allow(decide(req(override, "unlock", "unlock", [billing_boot])), ["lk-boot"]) with data.statelock.authorities as auths
 }
 

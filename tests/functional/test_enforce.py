@@ -312,3 +312,35 @@ async def test_metrics_count_decisions_and_locks(stack: Stack) -> None:
     assert "statelock_reads_forwarded_total 1.0" in text
     assert 'statelock_policy_info{engine="embedded",revision="statelock-policy-1"} 1.0' in text
     assert "statelock_decision_seconds_count" in text
+
+
+async def test_unlock_lifts_every_lock_that_shows_and_the_server_is_unlocked(stack: Stack) -> None:
+    sid = stack.nova.add_server()
+    await _lock(stack, sid, OWNER, "owner lock")
+    for kind, scope, target in (("boot", "instance", sid), ("delete", "project", "demo")):
+        placed = await stack.client.post("/statelock/v1/locks", headers={"X-Auth-Token": OWNER}, json={
+            "lock": {"kind": kind, "scope": scope, "target": target, "reason": f"{kind} by owner"}})
+        assert placed.status == 201, await placed.text()
+    assert (await stack.action(sid, {"unlock": None})).status == 202
+    shown = await stack.client.get(f"/v2.1/servers/{sid}", headers={
+        "X-Auth-Token": OWNER, "OpenStack-API-Version": "compute 2.73"})
+    assert (await shown.json())["server"]["locked"] is False
+    [record] = [r for r in stack.decisions() if r["input"]["action"]["name"] == "unlock"]
+    assert len(record["statelock"]["locks_lifted"]) == 3
+
+
+async def test_unlock_of_a_server_without_locks_is_202(stack: Stack) -> None:
+    sid = stack.nova.add_server()
+    assert (await stack.action(sid, {"unlock": None})).status == 202
+
+
+async def test_a_refused_unlock_lifts_nothing(stack: Stack) -> None:
+    sid = stack.nova.add_server()
+    await _lock(stack, sid, OWNER, "owner lock")
+    await _lock(stack, sid, ADMIN, "admin lock")
+    refused = await stack.action(sid, {"unlock": None})
+    assert refused.status == 403
+    message = (await refused.json())["forbidden"]["message"]
+    assert "(authority admin)" in message and "admin lock" in message
+    listed = await stack.client.get(f"/statelock/v1/locks?target={sid}", headers={"X-Auth-Token": ADMIN})
+    assert len((await listed.json())["locks"]) == 2

@@ -197,8 +197,10 @@ async def test_suspend_lock_and_unlock_resume(stack: Stack) -> None:
     assert denied.status == 409
     assert "invoice 881" in (await denied.json())["conflictingRequest"]["message"]
     assert (await stack.action(sid, {"reboot": {"type": "HARD"}}, token=ADMIN)).status == 409
-    # the owner can't undo it, neither with Nova's unlock nor through the API
-    assert (await stack.action(sid, {"unlock": None})).status == 202
+    # the owner can't undo it, neither with Nova's unlock (403, as Nova's own lock) nor the API
+    refused = await stack.action(sid, {"unlock": None})
+    assert refused.status == 403
+    assert lock["id"] in (await refused.json())["forbidden"]["message"]
     assert (await stack.action(sid, {"resume": None})).status == 409
     for token in (OWNER, ADMIN):
         undo = await stack.client.post(f"/statelock/v1/instances/{sid}/unlock-resume", json={},

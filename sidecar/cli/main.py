@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", nargs="?", metavar="FILE", help="YAML config file")
     check.add_argument("--explain", action="store_true",
                        help="list every config key with its default and meaning")
+    check.add_argument("--markdown", action="store_true",
+                       help="with --explain: the reference as Markdown (docs/config.md is this)")
     check.add_argument("--connect", action="store_true",
                        help="also reach the lock store, the upstream or hypervisor, Keystone and OPA, "
                             "and say which answered")
@@ -95,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             return serve(args.config)
         if args.command == "check-config":
-            return check(args.file, args.explain, args.connect)
+            return check(args.file, args.explain, args.connect, markdown=args.markdown)
         if args.command == "policy":
             return run_policy_command(args)
         if args.command == "audit":

@@ -118,8 +118,13 @@ async def _run(cfg: Config, sock: socket.socket, tls: ssl.SSLContext | None) -> 
     return 0
 
 
-def check(path: str | None, do_explain: bool, connect: bool) -> int:
+def check(path: str | None, do_explain: bool, connect: bool, markdown: bool = False) -> int:
     """``check-config``: validate as ``serve`` does (and reach the components with ``connect``)."""
+    if do_explain and markdown:
+        from sidecar.config.reference import markdown as reference
+
+        sys.stdout.write(reference())
+        return 0
     if do_explain:
         for key, default, text in explain():
             print(f"{key:32} default {default}\n{'':32} {text}")

@@ -95,28 +95,36 @@ def add_lock_commands(sub: Any) -> None:
         ls.add_argument(f"--{name}", help=f"only locks with this {name}")
     ls.add_argument("--active", choices=["true", "false"], help="only in-force / expired locks")
     show = lsub.add_parser("show", parents=[common], help="show one lock")
-    show.add_argument("lock_id")
+    show.add_argument("lock_id", help="the lock's id (lk-...)")
     add = lsub.add_parser("add", parents=[common], help="place a lock",
                           epilog="example: statelock locks add --kind delete --scope instance "
                                  "--target 8f0c... --reason 'legal hold 42'")
-    add.add_argument("--kind", choices=["state", "boot", "delete"], default="state")
-    add.add_argument("--scope", choices=["instance", "project", "host"], default="instance")
+    add.add_argument("--kind", choices=["state", "boot", "delete"], default="state",
+                     help="state: every state change; boot: whatever would run it again; delete: "
+                          "deletion (default %(default)s)")
+    add.add_argument("--scope", choices=["instance", "project", "host"], default="instance",
+                     help="what --target names (default %(default)s)")
     add.add_argument("--target", required=True, help="instance UUID, project id or host name")
-    add.add_argument("--reason", required=True)
+    add.add_argument("--reason", required=True, help="why; shown in every refusal the lock causes")
     add.add_argument("--expires-at", help="RFC 3339 time after which the lock stops applying")
     rm = lsub.add_parser("remove", parents=[common], help="lift a lock")
-    rm.add_argument("lock_id")
+    rm.add_argument("lock_id", help="the lock's id (lk-...)")
 
     sl = sub.add_parser("suspend-lock", parents=[common],
                         help="lock an instance (boot lock) and suspend it",
                         description="The locking suspend: the lock is in force before the "
                                     "suspend is sent; a failed suspend keeps the lock.")
-    sl.add_argument("instance_id")
-    sl.add_argument("--reason", required=True)
-    sl.add_argument("--kind", choices=["state", "boot", "delete"], default="boot")
+    sl.add_argument("instance_id", help="the instance (server UUID)")
+    sl.add_argument("--reason", required=True,
+                    help="why, shown to the owner in every refusal (e.g. 'billing: invoice 881 overdue')")
+    sl.add_argument("--kind", choices=["state", "boot", "delete"], default="boot",
+                    help="the lock's kind (default boot: nothing may make the instance run again)")
     ur = sub.add_parser("unlock-resume", parents=[common],
-                        help="lift an instance's suspend-lock and resume it")
-    ur.add_argument("instance_id")
+                        help="lift an instance's suspend-lock and resume it",
+                        description="Lift every suspend-lock of the instance (all or none, as the "
+                                    "policy allows: billing's lock only by billing or an override "
+                                    "role) and resume it when it is suspended.")
+    ur.add_argument("instance_id", help="the instance (server UUID)")
 
 
 def run_lock_command(args: argparse.Namespace) -> int:
@@ -126,6 +134,11 @@ def run_lock_command(args: argparse.Namespace) -> int:
     except ApiError as exc:
         ref = f" (decision {exc.decision_id})" if exc.decision_id else ""
         print(f"statelock: refused with {exc.status}: {exc.message}{ref}", file=sys.stderr)
+        if exc.status == 401:
+            given = "the token given was not accepted" if args.token else "no token was given"
+            print(f"statelock: {given}: pass --token or set STATELOCK_TOKEN. With identity mode noauth "
+                  "the token is user:project[:role1,role2], e.g. billing-svc:service:billing; with "
+                  "keystone, a token from `openstack token issue -f value -c id`.", file=sys.stderr)
         return 1
     except OSError as exc:
         print(f"statelock: cannot reach {args.url}: {exc}", file=sys.stderr)

@@ -236,7 +236,11 @@ class Pipeline:
             if isinstance(exc, UpstreamTimeout):
                 self.s.metrics.refusals.labels("limit_upstream_timeout").inc()
             if ctx is not None:
-                await self.s.recorder.completion(ctx, exc.status, time.perf_counter() - t, exc.code)
+                # NOTE: in dry-run a denied request is dispatched, and a hypervisor's own boot block
+                # (XAPI blocked_operations, the libvirt hook) still refuses it: the record says so.
+                extra = {"refused_by": "hypervisor"} if exc.code == "operation_blocked" else None
+                await self.s.recorder.completion(ctx, exc.status, time.perf_counter() - t, exc.code,
+                                                 extra)
             raise
         seconds.observe(time.perf_counter() - t)
         headers = list(resp.headers)

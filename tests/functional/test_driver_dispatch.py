@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,26 @@ async def test_a_body_the_classifier_refuses_executes_nothing(
     backend = client.app[BACKEND]
     assert isinstance(backend, DriverBackend)
     assert {i.power_state for i in await backend.driver.list_instances()} == {PowerState.RUNNING}
+
+
+async def test_dry_run_records_that_the_hypervisor_refused(
+    aiohttp_client: AiohttpClient, tmp_path: Path
+) -> None:
+    """Dry-run forwards a denial, and the hypervisor's own boot block refuses it: on record."""
+    cfg = _driver_config(tmp_path)
+    client = await aiohttp_client(create_app(replace(cfg, mode="dry-run")))
+    locked = await client.post(f"/statelock/v1/instances/{A}/suspend-lock", json={"reason": "invoice 9"},
+                               headers={"X-Auth-Token": "billing-svc:service:billing"})
+    assert locked.status == 200, await locked.text()
+    resp = await client.post(f"/v2.1/servers/{A}/action", json={"resume": None},
+                             headers={"X-Auth-Token": OWNER})
+    assert resp.status == 409
+    decision_id = resp.headers["X-Statelock-Decision-Id"]
+    records = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    [decision] = [r for r in records if r["decision_id"] == decision_id and r.get("type") != "completion"]
+    [completion] = [r for r in records if r["decision_id"] == decision_id and r.get("type") == "completion"]
+    assert decision["statelock"]["outcome"] == "deny" and decision["statelock"]["enforced"] is False
+    assert decision["statelock"]["would_have"]["status"] == 409
+    assert completion["statelock"]["upstream"]["status"] == 409
+    assert completion["statelock"]["error_code"] == "operation_blocked"
+    assert completion["statelock"]["refused_by"] == "hypervisor"

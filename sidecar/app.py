@@ -16,12 +16,11 @@ from sidecar.backends.base import Backend
 from sidecar.classify import load_route_table
 from sidecar.config import Config
 from sidecar.enforce import Enforcer
-from sidecar.guard import Guard, InstanceGuard
+from sidecar.guard import Guard, NoGuard
 from sidecar.handlers import decisions_api, locks_api, nova, ops
 from sidecar.identity import HeaderIdentifier, Identifier
-from sidecar.locks.pg_guard import NoGuard, PgAdvisoryGuard
-from sidecar.locks.postgres import PostgresLockStore
-from sidecar.locks.store import LockStore, open_lock_store
+from sidecar.locks.factory import open_lock_store
+from sidecar.locks.store import LockStore
 from sidecar.policy.engine import create_engine
 
 log = logging.getLogger(__name__)
@@ -54,13 +53,11 @@ def create_backend(cfg: Config, identifier: Identifier) -> Backend:
 
 
 def create_guard(cfg: Config, store: LockStore) -> Guard:
-    """The guard the store calls for: advisory locks on PostgreSQL (replicas), else in-process."""
+    """The guard the store supplies: advisory locks on PostgreSQL (replicas), else in-process."""
     if cfg.lockstore.guard == "none":
         log.warning("lockstore.guard is 'none': actions are NOT ordered against lock changes (tests only)")
         return NoGuard()
-    if isinstance(store, PostgresLockStore):
-        return PgAdvisoryGuard(store, cfg.lockstore.guard_timeout_s)
-    return InstanceGuard()
+    return store.guard(cfg.lockstore.guard_timeout_s)
 
 
 async def _start_shipper(cfg: Config, stack: contextlib.AsyncExitStack) -> DecisionShipper | None:

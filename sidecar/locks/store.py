@@ -1,12 +1,16 @@
-"""The lock store protocol, and the choice of implementation by URL."""
+"""The lock store protocol: what the request path needs from a lock table.
+
+Implementations: ``sidecar.locks.sqlite`` and ``sidecar.locks.postgres``; pick one by
+URL with ``sidecar.locks.factory.open_lock_store``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from sidecar.errors import ConfigError
+from sidecar.guard import Guard
 from sidecar.locks.model import Lock, LockFilter
 
 
@@ -18,6 +22,15 @@ class LockStore(Protocol):
 
     async def close(self) -> None:
         """Release connections."""
+
+    def guard(self, timeout_s: float) -> Guard:
+        """The guard that orders state changes against lock changes on this store.
+
+        SQLite: its in-process ``InstanceGuard`` (one process per file; the same guard
+        on every call). PostgreSQL: advisory locks shared by every replica, waiting at
+        most ``timeout_s`` before entering raises LockStoreError.
+        """
+        ...
 
     async def effective_locks(
         self, instance_id: str | None, project_id: str | None, host: str | None, now: datetime
@@ -61,40 +74,6 @@ class LockStore(Protocol):
     async def count(self) -> int:
         """How many rows the table holds."""
 
+    async def schema_version(self) -> int:
+        """The schema version the database is at."""
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-def filter_where(filters: LockFilter, now: Any, mark: str) -> tuple[str, list[Any]]:
-    """The WHERE clause (or "") and its arguments for ``filters``; ``mark`` is ? or %s."""
-    clauses: list[str] = []
-    args: list[Any] = []
-    for column, value in (("scope", filters.scope), ("target", filters.target),
-                          ("kind", filters.kind), ("owner_user_id", filters.owner)):
-        if value is not None:
-            clauses.append(f"{column} = {mark}")
-            args.append(value)
-    if filters.active is True:
-        clauses.append(f"(expires_at IS NULL OR expires_at > {mark})")
-        args.append(now)
-    elif filters.active is False:
-        clauses.append(f"expires_at IS NOT NULL AND expires_at <= {mark}")
-        args.append(now)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
-
-
-def open_lock_store(url: str, *, pool_size: int = 20, timeout_s: float = 5.0) -> LockStore:
-    """The store for a lockstore URL (not yet opened); ConfigError for unknown schemes.
-
-    ``pool_size`` and ``timeout_s`` apply to PostgreSQL (connections per replica; the
-    longest wait for a connection, a guard or a query).
-    """
-    if url.startswith("sqlite:///"):
-        from sidecar.locks.sqlite import SqliteLockStore
-
-        return SqliteLockStore(url)
-    if url.startswith(POSTGRES_SCHEMES):
-        from sidecar.locks.postgres import PostgresLockStore
-
-        return PostgresLockStore(url, pool_size=pool_size, timeout_s=timeout_s)
-    raise ConfigError(f"lockstore.url: unsupported scheme {url.partition(':')[0]!r}")

@@ -114,7 +114,7 @@ class LockService:
             lifting = [lk for lk in existing if lk.scope == "instance" and lk.kind == "state"]
             await self._decide(ctx, _input(subject, "unlock", "unlock", ctx, {}, target, lifting,
                                            now), instance_id)
-            await self.store.remove([lk.id for lk in lifting])
+            await self.store.lift([lk.id for lk in lifting], subject, ctx.decision_id, now)
 
     # -- the lock API ------------------------------------------------------------------------
 
@@ -158,7 +158,7 @@ class LockService:
                               lock.target if lock.scope == "host" else None)
             await self._decide(ctx, _input(subject, "unlock", "unlock", ctx, {}, info, [lock], now),
                                info.instance_id or None)
-            await self.store.remove([lock.id])
+            await self.store.lift([lock.id], subject, ctx.decision_id, now)
             return lock
 
     # -- suspend-lock and unlock-resume --------------------------------------------------------
@@ -230,7 +230,7 @@ class LockService:
                 raise NotFound(f"Instance {instance_id} has no suspend-lock.")
             await self._decide(ctx, _input(subject, "unlock_resume", "unlock", ctx, {}, target,
                                            lifting, now), instance_id)
-            await self.store.remove([lk.id for lk in lifting])
+            await self.store.lift([lk.id for lk in lifting], subject, ctx.decision_id, now)
             remaining = [lk for lk in existing if lk not in lifting]
             if not any(lk.kind in ("boot", "state") for lk in remaining):
                 await self.backend.set_boot_block(instance_id, False, None)

@@ -3,7 +3,8 @@
 Each migration is the shared table DDL of ``sidecar.locks.sql`` for that version,
 plus what only PostgreSQL has: the ``lock_generation`` counter and the trigger that
 bumps it and announces every change on ``CHANNEL`` (the replicas' caches listen),
-and ``statelock_guard_lock``, the bounded advisory-lock wait of the guard.
+and ``statelock_guard_lock``, the bounded advisory-lock wait of the guard. From
+version 2 the trigger ignores changes confined to lifted rows (history).
 Replicas starting together migrate one at a time (an advisory transaction lock).
 """
 
@@ -37,19 +38,19 @@ POSTGRES = Dialect(
 )
 SQL = LockSql(POSTGRES)
 
-_GENERATION_AND_GUARD = """
-    CREATE TABLE lock_generation (
-        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
-        value bigint NOT NULL
-    );
-    INSERT INTO lock_generation (value) VALUES (0);
 
-    CREATE FUNCTION statelock_locks_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+def _locks_changed(skip: str = "") -> str:
+    """The trigger function: bump the generation, announce the changed target (``*``: any).
+
+    ``skip`` runs first and may ``RETURN NULL`` for a change that needs neither.
+    """
+    return f"""
+    CREATE OR REPLACE FUNCTION statelock_locks_changed() RETURNS trigger LANGUAGE plpgsql AS $$
     DECLARE
         gen bigint;
         s text := '*';
         t text := '';
-    BEGIN
+    BEGIN{skip}
         UPDATE lock_generation SET value = value + 1 RETURNING value INTO gen;
         IF TG_OP = 'DELETE' THEN
             s := OLD.scope; t := OLD.target;
@@ -58,10 +59,33 @@ _GENERATION_AND_GUARD = """
         ELSIF TG_OP = 'UPDATE' AND OLD.scope = NEW.scope AND OLD.target = NEW.target THEN
             s := NEW.scope; t := NEW.target;
         END IF;
-        PERFORM pg_notify('statelock_locks',
+        PERFORM pg_notify('{CHANNEL}',
                           json_build_object('generation', gen, 'scope', s, 'target', t)::text);
         RETURN NULL;
     END $$;
+"""
+
+
+# NOTE: history rows are no lock in force: a change that touches only lifted rows (before
+# and after) changes no cached answer, so it bumps no generation and announces nothing.
+_SKIP_HISTORY = """
+        IF TG_OP = 'INSERT' THEN
+            IF NEW.state = 'lifted' THEN RETURN NULL; END IF;
+        ELSIF TG_OP = 'DELETE' THEN
+            IF OLD.state = 'lifted' THEN RETURN NULL; END IF;
+        ELSIF TG_OP = 'UPDATE' THEN
+            IF OLD.state = 'lifted' AND NEW.state = 'lifted' THEN RETURN NULL; END IF;
+        END IF;"""
+
+
+_GENERATION_AND_GUARD = """
+    CREATE TABLE lock_generation (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        value bigint NOT NULL
+    );
+    INSERT INTO lock_generation (value) VALUES (0);
+
+{locks_changed}
     CREATE TRIGGER locks_changed AFTER INSERT OR UPDATE OR DELETE ON locks
         FOR EACH ROW EXECUTE FUNCTION statelock_locks_changed();
     CREATE TRIGGER locks_truncated AFTER TRUNCATE ON locks
@@ -90,7 +114,10 @@ _GENERATION_AND_GUARD = """
     END $$;
 """
 
-_EXTRAS: tuple[str, ...] = (_GENERATION_AND_GUARD,)
+_EXTRAS: tuple[str, ...] = (
+    _GENERATION_AND_GUARD.replace("{locks_changed}", _locks_changed()),
+    _locks_changed(_SKIP_HISTORY),
+)
 MIGRATIONS: tuple[str, ...] = tuple(table + extra for table, extra in
                                     zip(table_migrations(POSTGRES), _EXTRAS, strict=True))
 

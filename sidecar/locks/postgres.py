@@ -27,12 +27,14 @@ import psycopg
 
 from sidecar.errors import LockStoreError
 from sidecar.guard import Guard
+from sidecar.identity import Subject
 from sidecar.locks.model import Lock, LockFilter
 from sidecar.locks.pg_cache import LockCache
 from sidecar.locks.pg_guard import PgAdvisoryGuard
 from sidecar.locks.pg_listener import LockListener
 from sidecar.locks.pg_schema import SQL, migrate, schema_version
 from sidecar.locks.pg_session import PgConnections
+from sidecar.vocab import LockState
 
 
 def _ordered(locks: Sequence[Lock]) -> list[Lock]:
@@ -177,11 +179,11 @@ class PostgresLockStore:
     async def add(self, lock: Lock) -> None:
         await self._changed(SQL.insert, SQL.params(lock))
 
-    async def remove(self, lock_ids: Sequence[str]) -> int:
+    async def lift(self, lock_ids: Sequence[str], lifted_by: Subject, decision_id: str, now: datetime) -> int:
         ids = list(lock_ids)
         if not ids:
             return 0
-        return await self._changed(*SQL.remove(ids))
+        return await self._changed(*SQL.lift(ids, lifted_by, decision_id, now))
 
-    async def set_state(self, lock_id: str, state: str, note: str = "") -> None:
+    async def set_state(self, lock_id: str, state: LockState, note: str = "") -> None:
         await self._changed(SQL.set_state, (state, note, lock_id))

@@ -15,16 +15,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sidecar.errors import BadRequest, LockStoreError
 from sidecar.identity import Subject
 from sidecar.locks.model import Lock, LockFilter
+from sidecar.vocab import lock_state
 
 COLUMNS: tuple[str, ...] = (
     "id", "kind", "scope", "target", "reason", "owner_user_id", "owner_project_id", "owner_roles",
     "created_at", "expires_at", "state", "source", "note",
+    "lifted_at", "lifted_by_user_id", "lifted_by_project_id", "lifted_decision_id",
 )
 _COLUMN_LIST = ", ".join(COLUMNS)
 _ORDER = " ORDER BY created_at, id"
 _SCOPED = "scope <> 'instance'"
+_NOT_LIFTED = "state <> 'lifted'"
 
 SCHEMA_VERSION_TABLE = "CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)"
 
@@ -73,6 +77,16 @@ def table_migrations(d: Dialect) -> tuple[str, ...]:
         CREATE INDEX locks_state ON locks (state) WHERE state <> 'active';
         CREATE INDEX locks_scoped ON locks (scope) WHERE {_SCOPED};
         """,
+        # 2: lock history. A lifted lock keeps its row (state 'lifted'); rows already here
+        # are not lifted. The scoped index leaves lifted rows out, as every in-force read does.
+        f"""
+        ALTER TABLE locks ADD COLUMN lifted_at {d.time_type};
+        ALTER TABLE locks ADD COLUMN lifted_by_user_id text;
+        ALTER TABLE locks ADD COLUMN lifted_by_project_id text;
+        ALTER TABLE locks ADD COLUMN lifted_decision_id text;
+        DROP INDEX locks_scoped;
+        CREATE INDEX locks_scoped ON locks (scope) WHERE {_SCOPED} AND {_NOT_LIFTED};
+        """,
     )
 
 
@@ -85,22 +99,23 @@ class LockSql:
     """The shared statements of the lock table in one dialect (see the module docstring).
 
     Arguments of the plain statements: ``insert``, ``params(lock)``; ``get``, the lock
-    id; ``set_state``, the state, the note and the lock id; ``instance`` and
+    id; ``set_state`` (which leaves a lifted lock alone), the state, the note and the
+    lock id; ``instance`` and
     ``own_and_scoped``, the instance id and ``encode_now(now)``; ``scoped``,
     ``scoped_exists`` and ``count_by_kind``, ``encode_now(now)``; ``pending``,
     ``count`` and ``version``, none. ``in_force`` is the clause true for a row in
-    force at its one argument.
+    force at its one argument: not lifted and not expired.
     """
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         m = dialect.mark
         self.select = f"SELECT {_COLUMN_LIST} FROM locks"
-        self.in_force = f"(expires_at IS NULL OR expires_at > {m})"
+        self.in_force = f"{_NOT_LIFTED} AND (expires_at IS NULL OR expires_at > {m})"
         self.insert = f"INSERT INTO locks ({_COLUMN_LIST}) VALUES ({', '.join(m for _ in COLUMNS)})"
         self.get = f"{self.select} WHERE id = {m}"
         self.pending = f"{self.select} WHERE state = 'pending'{_ORDER}"
-        self.set_state = f"UPDATE locks SET state = {m}, note = {m} WHERE id = {m}"
+        self.set_state = f"UPDATE locks SET state = {m}, note = {m} WHERE id = {m} AND {_NOT_LIFTED}"
         self.count_by_kind = f"SELECT kind, count(*) FROM locks WHERE {self.in_force} GROUP BY kind"
         self.count = "SELECT count(*) FROM locks"
         self.version = "SELECT coalesce(max(version), 0) FROM schema_version"
@@ -118,17 +133,26 @@ class LockSql:
         return (lock.id, lock.kind, lock.scope, lock.target, lock.reason, lock.owner.user_id,
                 lock.owner.project_id, self.dialect.encode_roles(lock.owner.roles),
                 self._time(lock.created_at), self._time(lock.expires_at), lock.state, lock.source,
-                lock.note)
+                lock.note, self._time(lock.lifted_at),
+                None if lock.lifted_by is None else lock.lifted_by.user_id,
+                None if lock.lifted_by is None else lock.lifted_by.project_id, lock.lifted_decision_id)
 
     def lock(self, row: Sequence[Any]) -> Lock:
-        """The Lock of a row fetched in ``COLUMNS`` order."""
+        """The Lock of a row fetched in ``COLUMNS`` order; LockStoreError for an unknown state."""
         d = self.dialect
+        try:
+            state = lock_state(row[10])
+        except BadRequest as exc:
+            raise LockStoreError(f"lock {row[0]} has a state this version does not know: {exc.message}") from None
         return Lock(
             id=row[0], kind=row[1], scope=row[2], target=row[3], reason=row[4],
             owner=Subject(row[5], row[6], d.decode_roles(row[7])),
             created_at=d.decode_time(row[8]),
             expires_at=None if row[9] is None else d.decode_time(row[9]),
-            state=row[10], source=row[11], note=row[12],
+            state=state, source=row[11], note=row[12],
+            lifted_at=None if row[13] is None else d.decode_time(row[13]),
+            lifted_by=None if row[14] is None else Subject(row[14], row[15], ()),
+            lifted_decision_id=row[16],
         )
 
     def member(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -150,10 +174,14 @@ class LockSql:
         return (f"{self.select} WHERE ({where}) AND {self.in_force}{_ORDER}",
                 [v for pair in pairs for v in pair] + [self.encode_now(now)])
 
-    def remove(self, lock_ids: Sequence[str]) -> tuple[str, list[Any]]:
-        """Delete the locks ``lock_ids`` (not empty)."""
+    def lift(self, lock_ids: Sequence[str], lifted_by: Subject, decision_id: str,
+             now: datetime) -> tuple[str, list[Any]]:
+        """Mark the locks ``lock_ids`` (not empty) lifted; rows lifted already are not touched."""
+        m = self.dialect.mark
         clause, args = self.member("id", lock_ids)
-        return f"DELETE FROM locks WHERE {clause}", args
+        return (f"UPDATE locks SET state = 'lifted', lifted_at = {m}, lifted_by_user_id = {m}, "
+                f"lifted_by_project_id = {m}, lifted_decision_id = {m} WHERE {clause} AND {_NOT_LIFTED}",
+                [self.encode_now(now), lifted_by.user_id, lifted_by.project_id, decision_id, *args])
 
     def find(self, filters: LockFilter, now: datetime) -> tuple[str, list[Any]]:
         """The locks matching ``filters`` at ``now``, oldest first."""
@@ -165,12 +193,14 @@ class LockSql:
             if value is not None:
                 clauses.append(f"{column} = {m}")
                 args.append(value)
-        if filters.active is True:
+        if filters.state == "active":
             clauses.append(self.in_force)
             args.append(self.encode_now(now))
-        elif filters.active is False:
-            clauses.append(f"expires_at IS NOT NULL AND expires_at <= {m}")
+        elif filters.state == "expired":
+            clauses.append(f"{_NOT_LIFTED} AND expires_at IS NOT NULL AND expires_at <= {m}")
             args.append(self.encode_now(now))
+        elif filters.state == "lifted":
+            clauses.append("state = 'lifted'")
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         return f"{self.select}{where}{_ORDER}", args
 

@@ -23,8 +23,10 @@ from typing import Any, TypeVar
 
 from sidecar.errors import LockStoreError
 from sidecar.guard import Guard, InstanceGuard
+from sidecar.identity import Subject
 from sidecar.locks.model import Lock, LockFilter
 from sidecar.locks.sql import SCHEMA_VERSION_TABLE, Dialect, LockSql, table_migrations, to_run
+from sidecar.vocab import LockState
 
 T = TypeVar("T")
 
@@ -170,11 +172,11 @@ class SqliteLockStore:
     async def add(self, lock: Lock) -> None:
         await self._run(lambda c: c.execute(_SQL.insert, _SQL.params(lock)))
 
-    async def remove(self, lock_ids: Sequence[str]) -> int:
+    async def lift(self, lock_ids: Sequence[str], lifted_by: Subject, decision_id: str, now: datetime) -> int:
         ids = list(lock_ids)
         if not ids:
             return 0
-        return await self._run(lambda c: c.execute(*_SQL.remove(ids)).rowcount)
+        return await self._run(lambda c: c.execute(*_SQL.lift(ids, lifted_by, decision_id, now)).rowcount)
 
     async def get(self, lock_id: str) -> Lock | None:
         def one(c: sqlite3.Connection) -> Lock | None:
@@ -187,7 +189,7 @@ class SqliteLockStore:
         sql, args = _SQL.find(filters, now)
         return await self._run(lambda c: [_SQL.lock(r) for r in c.execute(sql, args)])
 
-    async def set_state(self, lock_id: str, state: str, note: str = "") -> None:
+    async def set_state(self, lock_id: str, state: LockState, note: str = "") -> None:
         await self._run(lambda c: c.execute(_SQL.set_state, (state, note, lock_id)))
 
     async def pending_locks(self) -> list[Lock]:

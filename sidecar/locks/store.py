@@ -11,11 +11,17 @@ from datetime import datetime
 from typing import Protocol
 
 from sidecar.guard import Guard
+from sidecar.identity import Subject
 from sidecar.locks.model import Lock, LockFilter
+from sidecar.vocab import LockState
 
 
 class LockStore(Protocol):
-    """Where locks live. Every method raises LockStoreError when the store fails."""
+    """Where locks live. Every method raises LockStoreError when the store fails.
+
+    "In force" means not lifted and not expired: every read that decides (the first
+    four methods and ``count_in_force_by_kind``) sees only locks in force.
+    """
 
     async def open(self) -> None:
         """Connect and migrate the schema to the current version."""
@@ -53,17 +59,26 @@ class LockStore(Protocol):
     async def add(self, lock: Lock) -> None:
         """Insert a lock durably."""
 
-    async def remove(self, lock_ids: Sequence[str]) -> int:
-        """Delete locks by id in one transaction; returns how many were removed."""
+    async def lift(self, lock_ids: Sequence[str], lifted_by: Subject, decision_id: str, now: datetime) -> int:
+        """Mark locks lifted by ``lifted_by`` (user and project kept) at ``now``, in one transaction.
+
+        The rows stay, as history, with ``decision_id``, the decision that lifted them.
+        Returns how many were lifted: unknown ids and locks lifted already are not
+        touched and not counted.
+        """
 
     async def get(self, lock_id: str) -> Lock | None:
-        """One lock by id, expired or not, or None."""
+        """One lock by id, expired, lifted or not, or None."""
 
     async def find(self, filters: LockFilter, now: datetime) -> list[Lock]:
-        """Locks matching the filters, oldest first."""
+        """Locks matching the filters, oldest first.
 
-    async def set_state(self, lock_id: str, state: str, note: str = "") -> None:
-        """Mark a lock active, pending or failed (suspend-lock bookkeeping)."""
+        ``LockFilter(scope="instance", target=instance_id)`` is the instance's history:
+        every lock ever placed on it, in force, expired and lifted.
+        """
+
+    async def set_state(self, lock_id: str, state: LockState, note: str = "") -> None:
+        """Mark a lock active, pending or failed (suspend-lock bookkeeping); a lifted lock stays lifted."""
 
     async def pending_locks(self) -> list[Lock]:
         """Locks whose suspend-lock did not finish (state ``pending``)."""

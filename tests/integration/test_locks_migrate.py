@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from sidecar.cli_migrate import add_migrate_command, run_migrate_command
 from sidecar.guard import ALL_INSTANCES
+from sidecar.identity import Subject
 from sidecar.locks.factory import open_lock_store
 from sidecar.locks.model import Lock, LockFilter
 from sidecar.locks.pg_copy import copy_in
 from sidecar.locks.pg_guard import advisory_key
+from sidecar.locks.pg_schema import MIGRATIONS
 from sidecar.locks.postgres import PostgresLockStore
 from sidecar.locks.sqlite import SqliteLockStore
 from tests.support.locks import BILLING, NOW, ids, make_lock
@@ -83,6 +86,8 @@ SOURCE_LOCKS = [
     replace(make_lock("lk-2", kind="boot", owner=BILLING, created=2, expires_in=30), state="pending",
             source="suspend-lock", note="suspending"),
     make_lock("lk-3", scope="project", target="demo", kind="delete", created=3, expires_in=-5),
+    replace(make_lock("lk-4", created=4), state="lifted", lifted_at=NOW + timedelta(seconds=5),
+            lifted_by=Subject("lea", "legal", ()), lifted_decision_id="dec-4"),
 ]
 
 
@@ -92,12 +97,15 @@ def test_migrate_copies_prints_counts_and_verifies(
     source = sqlite_with_locks(tmp_path / "locks.db", SOURCE_LOCKS)
     assert migrate("--from", source, "--to", pg_url) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[3].split() == ["locks", "3", "0", "3", "3"]
-    assert out.splitlines()[4].split() == ["schema_version", "1", "1", "-", "1"]
-    assert "verified: the target holds the source's 3 lock ids" in out
+    version = str(len(MIGRATIONS))
+    assert out.splitlines()[3].split() == ["locks", "4", "0", "4", "4"]
+    assert out.splitlines()[4].split() == ["schema_version", version, version, "-", version]
+    assert "verified: the target holds the source's 4 lock ids" in out
     assert read_all(pg_url) == read_all(source) == SOURCE_LOCKS
     assert migrate("--from", source, "--to", pg_url) == 0
-    assert capsys.readouterr().out.splitlines()[3].split() == ["locks", "3", "3", "0", "3"]
+    assert capsys.readouterr().out.splitlines()[3].split() == ["locks", "4", "4", "0", "4"]
+    [lifted] = [lk for lk in read_all(pg_url) if lk.lifted]
+    assert (lifted.id, lifted.lifted_decision_id, lifted.lifted_by) == ("lk-4", "dec-4", Subject("lea", "legal", ()))
 
 
 def test_migrate_refuses_a_target_with_other_locks(

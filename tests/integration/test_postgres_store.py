@@ -14,6 +14,7 @@ import pytest
 
 from sidecar.errors import LockStoreError
 from sidecar.guard import ALL_INSTANCES
+from sidecar.identity import Subject
 from sidecar.locks.model import redact_url
 from sidecar.locks.pg_guard import PgAdvisoryGuard
 from sidecar.locks.pg_schema import MIGRATIONS
@@ -31,6 +32,8 @@ from tests.support.postgres import (  # noqa: F401
 )
 
 pytestmark = pytest.mark.integration
+
+LEGAL = Subject("lea", "legal", ("legal",))
 
 
 def test_the_store_supplies_its_advisory_guard(store: PostgresLockStore) -> None:
@@ -172,6 +175,43 @@ async def test_own_write_under_the_guard_is_read_back(store: PostgresLockStore) 
         assert await store.instance_locks(INSTANCE, NOW) == ([], False)
         await store.add(make_lock("lk-1"))
         assert ids((await store.instance_locks(INSTANCE, NOW))[0]) == ["lk-1"]
-        await store.remove(["lk-1"])
+        assert await store.lift(["lk-1"], LEGAL, "dec-1", NOW) == 1
         assert await store.instance_locks(INSTANCE, NOW) == ([], False)
+
+
+def generation(url: str) -> int:
+    return int(pg_sql(url, "SELECT value FROM lock_generation")[0][0])
+
+
+async def test_another_replicas_lift_drops_the_lock_from_the_cache(
+    store: PostgresLockStore, other: PostgresLockStore, pg_url: str
+) -> None:
+    guard = store.guard(TIMEOUT_S)
+    await other.add(make_lock("lk-1", created=1))
+    await other.add(make_lock("lk-p", scope="project", target="demo"))
+    await eventually(lambda: store._cache.applied == generation(pg_url) == 2)
+    async with guard.shared(ALL_INSTANCES), guard.shared(INSTANCE):
+        assert ids(await store.effective_locks(INSTANCE, "demo", None, NOW)) == ["lk-p", "lk-1"]
+    async with other.guard(TIMEOUT_S).exclusive(ALL_INSTANCES):
+        assert await other.lift(["lk-1", "lk-p"], LEGAL, "dec-1", NOW) == 2
+    # NOTE: once this replica has applied the lift's announcements, its cache may answer again.
+    await eventually(lambda: store._cache.applied == generation(pg_url) == 4)
+    async with guard.shared(ALL_INSTANCES), guard.shared(INSTANCE):
+        assert await store.effective_locks(INSTANCE, "demo", None, NOW) == []
+        assert not await store.has_scoped_locks(NOW)
+
+
+async def test_changes_to_lifted_rows_alone_bump_no_generation_and_announce_nothing(
+    store: PostgresLockStore, pg_url: str
+) -> None:
+    await store.add(make_lock("lk-1"))
+    assert await store.lift(["lk-1"], LEGAL, "dec-1", NOW) == 1
+    assert generation(pg_url) == 2
+    await store.set_state("lk-1", "active", "suspended")
+    assert await store.lift(["lk-1"], LEGAL, "dec-2", NOW) == 0
+    pg_sql(pg_url, "UPDATE locks SET note = 'history' WHERE id = 'lk-1'")
+    pg_sql(pg_url, "DELETE FROM locks WHERE id = 'lk-1'")
+    assert generation(pg_url) == 2
+    await store.add(make_lock("lk-2"))
+    await eventually(lambda: store._cache.applied == generation(pg_url) == 3)  # NOTE: no gap: nothing was sent.
 

@@ -1,7 +1,7 @@
 """Copying every lock from one store into a PostgreSQL one, and proving the copy is whole.
 
 ``migrate_locks`` is what ``statelock locks migrate`` runs when a single node moves to
-several replicas. It reads every lock (expired ones too) from the source, refuses a
+several replicas. It reads every lock (expired and lifted ones too) from the source, refuses a
 target that already holds locks the source lacks or holds different ones, copies in
 one transaction, then reads the target back: the copy is good when it holds exactly
 the source's ids with the same contents. Re-running it is harmless.

@@ -29,7 +29,7 @@ def _utc(value: Any) -> datetime:
 
 
 POSTGRES = Dialect(
-    name="postgresql", mark="%s", time_type="timestamptz", roles_type="text[]",
+    mark="%s", time_type="timestamptz", roles_type="text[]",
     encode_time=lambda when: when,
     decode_time=_utc,
     encode_roles=list,

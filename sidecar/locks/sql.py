@@ -43,7 +43,6 @@ class Dialect:
     rather than as one array (``= ANY(%s)``).
     """
 
-    name: str
     mark: str
     time_type: str
     roles_type: str

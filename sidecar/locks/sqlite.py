@@ -33,7 +33,7 @@ T = TypeVar("T")
 FILE_MODE = 0o640
 
 SQLITE = Dialect(
-    name="sqlite", mark="?", time_type="real", roles_type="text",
+    mark="?", time_type="real", roles_type="text",
     encode_time=lambda when: when.timestamp(),
     decode_time=lambda value: datetime.fromtimestamp(value, UTC),
     encode_roles=lambda roles: json.dumps(list(roles)),

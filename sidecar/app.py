@@ -22,13 +22,14 @@ from sidecar.backends.base import Backend
 from sidecar.classify import Classifier, load_route_table
 from sidecar.config import Config
 from sidecar.decide import Decider
-from sidecar.guard import Guard, InstanceGuard
+from sidecar.guard import Guard, NoGuard
 from sidecar.handlers import decisions_api, locks_api, nova, ops
 from sidecar.handlers.boundary import error_boundary
 from sidecar.handlers.lifecycle import STATE, ServerState, count_in_flight
 from sidecar.identity import HeaderIdentifier, Identifier
 from sidecar.lockops import LockService
-from sidecar.locks.store import LockStore, open_lock_store
+from sidecar.locks.factory import open_lock_store
+from sidecar.locks.store import LockStore
 from sidecar.lockview import LockView
 from sidecar.metrics import Metrics
 from sidecar.pipeline import Pipeline, Stages
@@ -65,19 +66,11 @@ def create_backend(cfg: Config, identifier: Identifier) -> Backend:
 
 
 def create_guard(cfg: Config, store: LockStore) -> Guard:
-    """The guard the store calls for: advisory locks on PostgreSQL (replicas), else in-process."""
+    """The guard the store supplies: advisory locks on PostgreSQL (replicas), else in-process."""
     if cfg.lockstore.guard == "none":
-        from sidecar.locks.pg_guard import NoGuard
-
         log.warning("lockstore.guard is 'none': actions are NOT ordered against lock changes (tests only)")
         return NoGuard()
-    from sidecar.locks.postgres import PostgresLockStore
-
-    if isinstance(store, PostgresLockStore):
-        from sidecar.locks.pg_guard import PgAdvisoryGuard
-
-        return PgAdvisoryGuard(store, cfg.lockstore.guard_timeout_s)
-    return InstanceGuard()
+    return store.guard(cfg.lockstore.guard_timeout_s)
 
 
 async def _start_shipper(cfg: Config, stack: contextlib.AsyncExitStack) -> DecisionShipper | None:

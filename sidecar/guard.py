@@ -25,7 +25,8 @@ class Guard(Protocol):
 
     Entering ``shared`` or ``exclusive`` may raise LockStoreError when the guard can't
     be had within its bound (then nothing was done: fail closed); leaving never raises.
-    Implementations: ``InstanceGuard`` (one process), ``PgAdvisoryGuard`` (replicas).
+    Each lock store supplies its own (``LockStore.guard``): ``InstanceGuard`` (SQLite,
+    one process), ``PgAdvisoryGuard`` (PostgreSQL, replicas). ``NoGuard`` is for tests.
     """
 
     def shared(self, key: str) -> AbstractAsyncContextManager[None]:
@@ -109,3 +110,22 @@ class InstanceGuard:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+
+class NoGuard:
+    """No guard at all (``lockstore.guard: none``). UNSAFE: for tests only.
+
+    Without it an action whose lock read came before a lock call can still reach the
+    upstream after that call returned; the history test uses it to show that it
+    detects exactly this.
+    """
+
+    @asynccontextmanager
+    async def shared(self, key: str) -> AsyncIterator[None]:
+        """Do nothing."""
+        yield
+
+    @asynccontextmanager
+    async def exclusive(self, key: str) -> AsyncIterator[None]:
+        """Do nothing."""
+        yield

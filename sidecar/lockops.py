@@ -29,19 +29,19 @@ from sidecar.decide import Decider
 from sidecar.errors import BadRequest, Conflict, NotFound, SidecarError, UpstreamError, UpstreamTimeout
 from sidecar.guard import ALL_INSTANCES, Guard
 from sidecar.identity import Subject
-from sidecar.locks.model import Lock, new_lock_id
+from sidecar.locks.model import Lock, new_lock_id, rfc3339
 from sidecar.locks.store import LockStore
 from sidecar.policy.input import ActionInput, PolicyInput, Target
 from sidecar.recorder import Ctx, Recorder
-from sidecar.vocab import ActionKind, LockKind, LockScope
+from sidecar.vocab import ActionKind, LockKind, LockScope, LockSource
 
 log = logging.getLogger(__name__)
 
-SUSPEND_SOURCE = "suspend-lock"
+SUSPEND_SOURCE: LockSource = "suspend-lock"
 _STOPPED = frozenset({"SUSPENDED", "SHUTOFF", "SHELVED", "SHELVED_OFFLOADED"})
 
 
-def _target_of(scope: str, target: str) -> Target:
+def _target_of(scope: LockScope, target: str) -> Target:
     """The policy target of a project or host lock (instance locks resolve theirs)."""
     if scope == "project":
         return Target("", target, None)
@@ -119,7 +119,7 @@ class LockService:
                                "meanwhile; retry the unlock.")
             await self._decide(ctx, subject, "unlock", {}, target, lifting, now,
                                lifted=[lk.id for lk in lifting])
-            await self.store.remove([lk.id for lk in lifting])
+            await self.store.lift([lk.id for lk in lifting], subject, ctx.decision_id, now)
 
     # -- the lock API ------------------------------------------------------------------------
 
@@ -142,20 +142,25 @@ class LockService:
             return lock
 
     async def lift(self, ctx: Ctx, subject: Subject, lock_id: str) -> Lock:
-        """Remove one lock by id (policy action ``unlock``); returns what was removed."""
-        lock = await self.store.get(lock_id)
-        if lock is None:
-            raise NotFound(f"Lock {lock_id} could not be found.")
+        """Lift one lock by id (policy action ``unlock``); returns it, lifted (its row stays as history)."""
+        lock = await self._liftable(lock_id)
         key = lock.target if lock.scope == "instance" else ALL_INSTANCES
         async with self.guard.exclusive(key):
-            lock = await self.store.get(lock_id)
-            if lock is None:
-                raise NotFound(f"Lock {lock_id} could not be found.")
+            lock = await self._liftable(lock_id)
             now = datetime.now(UTC)
             await self._decide(ctx, subject, "unlock", {}, _target_of(lock.scope, lock.target),
                                [lock], now, lifted=[lock.id])
-            await self.store.remove([lock.id])
-            return lock
+            await self.store.lift([lock.id], subject, ctx.decision_id, now)
+            return await self._as_lifted(lock)
+
+    async def _liftable(self, lock_id: str) -> Lock:
+        lock = await self.store.get(lock_id)
+        if lock is None:
+            raise NotFound(f"Lock {lock_id} could not be found.")
+        if lock.lifted_at is not None:
+            by = lock.lifted_by.user_id if lock.lifted_by else "?"
+            raise NotFound(f"Lock {lock_id} was already lifted, at {rfc3339(lock.lifted_at)} by {by}.")
+        return lock
 
     # -- suspend-lock and unlock-resume --------------------------------------------------------
 
@@ -224,13 +229,17 @@ class LockService:
                 raise NotFound(f"Instance {instance_id} has no suspend-lock.")
             await self._decide(ctx, subject, "unlock_resume", {}, target, lifting, now,
                                lifted=[lk.id for lk in lifting])
-            await self.store.remove([lk.id for lk in lifting])
+            await self.store.lift([lk.id for lk in lifting], subject, ctx.decision_id, now)
             remaining = [lk for lk in existing if lk not in lifting]
             if not any(lk.kind in ("boot", "state") for lk in remaining):
                 await self.ops.set_boot_block(instance_id, False, None)
             if await self.ops.status(instance_id) == "SUSPENDED":
                 await self.ops.power(instance_id, "resume")
-            return lifting
+            return [await self._as_lifted(lk) for lk in lifting]
+
+    async def _as_lifted(self, lock: Lock) -> Lock:
+        """The lock's row as it is now (lifted: who, when, by which decision)."""
+        return await self.store.get(lock.id) or lock
 
     async def reconcile(self) -> int:
         """Finish suspend-locks left ``pending`` by a crash; returns how many were found."""

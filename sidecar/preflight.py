@@ -26,10 +26,11 @@ import aiohttp
 
 import drivers
 from sidecar.classify import load_route_table
-from sidecar.config import Config, sqlite_path
+from sidecar.config import Config
 from sidecar.errors import ConfigError, PolicyError, SidecarError, StartupError
+from sidecar.locks.factory import open_lock_store
 from sidecar.locks.model import redact_url
-from sidecar.locks.store import open_lock_store
+from sidecar.locks.sqlite import sqlite_path
 
 
 def check_offline(cfg: Config) -> ssl.SSLContext | None:

@@ -1,6 +1,6 @@
 """Configuration: the schema (``schema``), loading from YAML (``load``) and validation (``validate``)."""
 
-from sidecar.config.load import config_from_mapping, explain, load_config, sqlite_path
+from sidecar.config.load import config_from_mapping, explain, load_config
 from sidecar.config.schema import (
     REPO_ROOT,
     AuditConfig,
@@ -36,5 +36,4 @@ __all__ = [
     "config_from_mapping",
     "explain",
     "load_config",
-    "sqlite_path",
 ]

@@ -85,12 +85,6 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     raise ConfigError(f"{key}: unsupported type {_type_name(tp)}")  # pragma: no cover
 
 
-def sqlite_path(url: str) -> str:
-    """Return the file path in a ``sqlite:///`` URL (four slashes: absolute)."""
-    path = url[len("sqlite:///") :]
-    return path or ":memory:"
-
-
 def config_from_mapping(raw: Any, env: Mapping[str, str] | None = None) -> Config:
     """Build and validate a Config from parsed YAML; raises ConfigError."""
     env = os.environ if env is None else env

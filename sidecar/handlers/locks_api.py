@@ -23,7 +23,7 @@ from sidecar.handlers.openapi import OPENAPI
 from sidecar.identity import Subject
 from sidecar.locks.model import Lock, LockFilter, parse_rfc3339
 from sidecar.recorder import DECISION_HEADER, Ctx
-from sidecar.vocab import LOCK_KINDS, LOCK_SCOPES, one_of
+from sidecar.vocab import LOCK_KINDS, LOCK_LIST_STATES, LOCK_SCOPES, one_of
 
 PREFIX = "/statelock/v1"
 READ_ROLES = frozenset({"admin", "auditor", "billing", "legal", "security", "statelock-override"})
@@ -109,26 +109,27 @@ def _visible(subject: Subject, lock: Lock) -> bool:
 
 
 async def list_locks(request: web.Request) -> web.Response:
-    """``GET /statelock/v1/locks?scope&target&kind&owner&active``."""
+    """``GET /statelock/v1/locks?state&scope&target&kind&owner``: ``state`` active (default),
+    expired, lifted or all; ``active=true|false`` is the older spelling of active/expired."""
     subject = await _subject(request)
     q = request.query
-    unknown = set(q) - {"scope", "target", "kind", "owner", "active"}
+    unknown = set(q) - {"state", "scope", "target", "kind", "owner", "active"}
     if unknown:
         raise BadRequest(f"Unknown filter(s): {', '.join(sorted(unknown))}")
-    active: bool | None = None
+    state = one_of(LOCK_LIST_STATES, q.get("state", "active"), "state")
     if "active" in q:
-        if q["active"].lower() not in ("true", "false"):
-            raise BadRequest("active must be true or false")
-        active = q["active"].lower() == "true"
+        if q["active"].lower() not in ("true", "false") or "state" in q:
+            raise BadRequest("active must be true or false, and not given with state")
+        state = "active" if q["active"].lower() == "true" else "expired"
     filters = LockFilter(scope=q.get("scope"), target=q.get("target"), kind=q.get("kind"),
-                         owner=q.get("owner"), active=active)
+                         owner=q.get("owner"), state=state)
     now = datetime.now(UTC)
     locks = await request.app[STORE].find(filters, now)
     return _json({"locks": [lk.as_json(now) for lk in locks if _visible(subject, lk)]})
 
 
 async def show_lock(request: web.Request) -> web.Response:
-    """``GET /statelock/v1/locks/{id}``."""
+    """``GET /statelock/v1/locks/{id}``: in force, expired or lifted (history is kept)."""
     subject = await _subject(request)
     lock = await request.app[STORE].get(request.match_info["lock_id"])
     if lock is None or not _visible(subject, lock):

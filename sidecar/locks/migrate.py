@@ -1,7 +1,7 @@
 """Copying every lock from one store into a PostgreSQL one, and proving the copy is whole.
 
 ``migrate_locks`` is what ``statelock locks migrate`` runs when a single node moves to
-several replicas. It reads every lock (expired ones too) from the source, refuses a
+several replicas. It reads every lock (expired and lifted ones too) from the source, refuses a
 target that already holds locks the source lacks or holds different ones, copies in
 one transaction, then reads the target back: the copy is good when it holds exactly
 the source's ids with the same contents. Re-running it is harmless.
@@ -13,18 +13,19 @@ project lock. Raises ConfigError for unusable URLs and LockStoreError when a sto
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sidecar.config import sqlite_path
 from sidecar.errors import ConfigError
 from sidecar.guard import ALL_INSTANCES
+from sidecar.locks.factory import SQLITE_SCHEME, is_postgres_url, open_lock_store
 from sidecar.locks.model import Lock, LockFilter, redact_url
+from sidecar.locks.pg_copy import copy_in
 from sidecar.locks.pg_guard import advisory_key
 from sidecar.locks.postgres import PostgresLockStore
-from sidecar.locks.store import POSTGRES_SCHEMES, LockStore, open_lock_store
+from sidecar.locks.sqlite import sqlite_path
+from sidecar.locks.store import LockStore
 
 
 @dataclass(frozen=True)
@@ -67,20 +68,14 @@ class MigrationReport:
         return "\n".join(lines)
 
 
-def _sqlite_version(url: str) -> int:
-    with sqlite3.connect(f"file:{sqlite_path(url)}?mode=ro", uri=True) as conn:
-        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-    return int(row[0] or 0)
-
-
 def _check_urls(source_url: str, target_url: str) -> None:
-    if not target_url.startswith(POSTGRES_SCHEMES):
+    if not is_postgres_url(target_url):
         raise ConfigError("--to: give the PostgreSQL lock store, postgresql://user@host:5432/dbname")
-    if source_url.startswith("sqlite:///"):
+    if source_url.startswith(SQLITE_SCHEME):
         path = sqlite_path(source_url)
         if path == ":memory:" or not Path(path).is_file():
             raise ConfigError(f"--from: there is no SQLite lock store at {path!r}")
-    elif not source_url.startswith(POSTGRES_SCHEMES):
+    elif not is_postgres_url(source_url):
         raise ConfigError("--from: give the current lock store, sqlite:///path/locks.db or postgresql://...")
     if redact_url(source_url) == redact_url(target_url):
         raise ConfigError("--from and --to name the same lock store")
@@ -108,25 +103,24 @@ async def migrate_locks(source_url: str, target_url: str, timeout_s: float = 30.
     try:
         await target.open()
         try:
-            return await _copy(source, target, source_url, target_url)
+            return await _copy(source, target, redact_url(source_url), redact_url(target_url))
         finally:
             await target.close()
     finally:
         await source.close()
 
 
-async def _copy(source: LockStore, target: PostgresLockStore, source_url: str,
-                target_url: str) -> MigrationReport:
+async def _copy(source: LockStore, target: PostgresLockStore, source_shown: str,
+                target_shown: str) -> MigrationReport:
     now = datetime.now(UTC)
     wanted = {lk.id: lk for lk in await source.find(LockFilter(), now)}
     before = {lk.id: lk for lk in await target.find(LockFilter(), now)}
-    source_version = (await source.schema_version() if isinstance(source, PostgresLockStore)
-                      else _sqlite_version(source_url))
+    source_version = await source.schema_version()
     target_version = await target.schema_version()
     problems = [p for p in _differences(wanted, before) if "missing" not in p]
     copied: int | None = None
     if not problems:
-        copied = await target.copy_in(list(wanted.values()), advisory_key(ALL_INSTANCES))
+        copied = await copy_in(target.db, list(wanted.values()), advisory_key(ALL_INSTANCES))
         problems = _differences(wanted, {lk.id: lk for lk in await target.find(LockFilter(), now)})
         after = await target.count()
         if after != len(wanted):
@@ -136,4 +130,4 @@ async def _copy(source: LockStore, target: PostgresLockStore, source_url: str,
         after = len(before)
     tables = (TableCount("locks", len(wanted), len(before), copied, after),
               TableCount("schema_version", source_version, target_version, None, target_version))
-    return MigrationReport(redact_url(source_url), redact_url(target_url), tables, tuple(problems))
+    return MigrationReport(source_shown, target_shown, tables, tuple(problems))

@@ -9,10 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sidecar.identity import Subject
-
-LOCK_KINDS = ("state", "boot", "delete")
-LOCK_SCOPES = ("instance", "project", "host")
-LOCK_STATES = ("active", "pending", "failed")
+from sidecar.vocab import LockKind, LockListState, LockScope, LockSource, LockState
 
 
 def new_lock_id() -> str:
@@ -40,25 +37,45 @@ class Lock:
     """One row of the lock table.
 
     ``state`` is ``active`` for an ordinary lock, ``pending`` while a suspend-lock's
-    suspend is under way, ``failed`` when it did not complete (the lock still applies).
+    suspend is under way, ``failed`` when it did not complete (the lock still applies),
+    ``lifted`` once it was lifted: the row stays as history, with who lifted it
+    (``lifted_by``: user and project, no roles), when, and the decision that did.
     ``source`` says how it was placed: ``nova`` (Nova's lock action), ``api``, ``suspend-lock``.
     """
 
     id: str
-    kind: str
-    scope: str
+    kind: LockKind
+    scope: LockScope
     target: str
     reason: str
     owner: Subject
     created_at: datetime
     expires_at: datetime | None = None
-    state: str = "active"
-    source: str = "api"
+    state: LockState = "active"
+    source: LockSource = "api"
     note: str = ""
+    lifted_at: datetime | None = None
+    lifted_by: Subject | None = None
+    lifted_decision_id: str | None = None
+
+    @property
+    def lifted(self) -> bool:
+        """True once the lock was lifted (it no longer applies, whatever its expiry)."""
+        return self.state == "lifted"
+
+    def expired(self, now: datetime) -> bool:
+        """True when the lock was not lifted and its expiry has passed at ``now``."""
+        return not self.lifted and self.expires_at is not None and now >= self.expires_at
 
     def in_force(self, now: datetime) -> bool:
-        """True while the lock applies: it has not expired (pending and failed apply too)."""
-        return self.expires_at is None or now < self.expires_at
+        """True while the lock applies: not lifted, not expired (pending and failed apply too)."""
+        return not self.lifted and (self.expires_at is None or now < self.expires_at)
+
+    def list_state(self, now: datetime) -> LockListState:
+        """Which listing the lock is in at ``now``: ``active``, ``expired`` or ``lifted``."""
+        if self.lifted:
+            return "lifted"
+        return "expired" if self.expired(now) else "active"
 
     def as_input(self) -> dict[str, Any]:
         """The lock as the policy input shows it (small and flat)."""
@@ -74,22 +91,36 @@ class Lock:
         }
 
     def as_json(self, now: datetime) -> dict[str, Any]:
-        """The lock as the lock API shows it."""
+        """The lock as the lock API shows it at ``now``.
+
+        ``state`` is ``lifted`` for a lifted lock, ``expired`` for an expired one, else
+        the row's state (``active``, ``pending``, ``failed``); exactly one of the
+        booleans ``active``, ``expired`` and ``lifted`` is true.
+        """
+        listed = self.list_state(now)
         out = self.as_input()
-        out.update(state=self.state, source=self.source, note=self.note,
-                   active=self.in_force(now), expired=not self.in_force(now))
+        out.update(state=self.state if listed == "active" else listed, source=self.source, note=self.note,
+                   active=listed == "active", expired=listed == "expired", lifted=listed == "lifted",
+                   lifted_at=rfc3339(self.lifted_at),
+                   lifted_by=None if self.lifted_by is None else {
+                       "user_id": self.lifted_by.user_id, "project_id": self.lifted_by.project_id},
+                   lifted_decision_id=self.lifted_decision_id)
         return out
 
 
 @dataclass(frozen=True)
 class LockFilter:
-    """Filters for listing locks; None means any."""
+    """Filters for listing locks; None means any.
+
+    ``state``: ``active`` (in force: not lifted, not expired), ``expired`` (not lifted,
+    expired), ``lifted``, or ``all``.
+    """
 
     scope: str | None = None
     target: str | None = None
     kind: str | None = None
     owner: str | None = None
-    active: bool | None = None
+    state: LockListState = "all"
 
 
 def redact_url(url: str) -> str:

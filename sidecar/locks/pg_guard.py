@@ -2,7 +2,7 @@
 
 Each key (an instance id, or ``ALL_INSTANCES``) is hashed to a bigint advisory lock
 key. A task's guards live on one pooled connection that it holds from the first
-guard it enters until it leaves the last (``PostgresLockStore.session``), and the
+guard it enters until it leaves the last (``PgConnections.session``), and the
 store reads that task's locks on that same connection, after the lock was granted.
 
 Session-level locks, not transaction-level ones: a lock call must commit its lock
@@ -36,7 +36,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import psycopg
 
 from sidecar.errors import LockStoreError
-from sidecar.locks.postgres import PgSession, PostgresLockStore
+from sidecar.locks.pg_session import PgConnections, PgSession
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +52,8 @@ def advisory_key(key: str) -> int:
 class PgAdvisoryGuard:
     """Reader/writer guard keyed by instance id, shared by every replica on one database."""
 
-    def __init__(self, store: PostgresLockStore, timeout_s: float) -> None:
-        self._store = store
+    def __init__(self, db: PgConnections, timeout_s: float) -> None:
+        self._db = db
         self.timeout_s = timeout_s
 
     def shared(self, key: str) -> AbstractAsyncContextManager[None]:
@@ -67,7 +67,7 @@ class PgAdvisoryGuard:
     @asynccontextmanager
     async def _hold(self, key: str, exclusive: bool) -> AsyncIterator[None]:
         lock_key = advisory_key(key)
-        async with self._store.session() as session:
+        async with self._db.session() as session:
             await self._acquire(session, key, lock_key, exclusive)
             try:
                 yield
@@ -115,21 +115,3 @@ class PgAdvisoryGuard:
             return
         session.held -= 1
 
-
-class NoGuard:
-    """No guard at all (``lockstore.guard: none``). UNSAFE: for tests only.
-
-    Without it an action whose lock read came before a lock call can still reach the
-    upstream after that call returned; the history test uses it to show that it
-    detects exactly this.
-    """
-
-    @asynccontextmanager
-    async def shared(self, key: str) -> AsyncIterator[None]:
-        """Do nothing."""
-        yield
-
-    @asynccontextmanager
-    async def exclusive(self, key: str) -> AsyncIterator[None]:
-        """Do nothing."""
-        yield

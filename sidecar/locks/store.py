@@ -1,23 +1,42 @@
-"""The lock store protocol, and the choice of implementation by URL."""
+"""The lock store protocol: what the request path needs from a lock table.
+
+Implementations: ``sidecar.locks.sqlite`` and ``sidecar.locks.postgres``; pick one by
+URL with ``sidecar.locks.factory.open_lock_store``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from sidecar.errors import ConfigError
+from sidecar.guard import Guard
+from sidecar.identity import Subject
 from sidecar.locks.model import Lock, LockFilter
+from sidecar.vocab import LockState
 
 
 class LockStore(Protocol):
-    """Where locks live. Every method raises LockStoreError when the store fails."""
+    """Where locks live. Every method raises LockStoreError when the store fails.
+
+    "In force" means not lifted and not expired: every read that decides (the first
+    four methods and ``count_in_force_by_kind``) sees only locks in force.
+    """
 
     async def open(self) -> None:
         """Connect and migrate the schema to the current version."""
 
     async def close(self) -> None:
         """Release connections."""
+
+    def guard(self, timeout_s: float) -> Guard:
+        """The guard that orders state changes against lock changes on this store.
+
+        SQLite: its in-process ``InstanceGuard`` (one process per file; the same guard
+        on every call). PostgreSQL: advisory locks shared by every replica, waiting at
+        most ``timeout_s`` before entering raises LockStoreError.
+        """
+        ...
 
     async def effective_locks(
         self, instance_id: str | None, project_id: str | None, host: str | None, now: datetime
@@ -40,17 +59,26 @@ class LockStore(Protocol):
     async def add(self, lock: Lock) -> None:
         """Insert a lock durably."""
 
-    async def remove(self, lock_ids: Sequence[str]) -> int:
-        """Delete locks by id in one transaction; returns how many were removed."""
+    async def lift(self, lock_ids: Sequence[str], lifted_by: Subject, decision_id: str, now: datetime) -> int:
+        """Mark locks lifted by ``lifted_by`` (user and project kept) at ``now``, in one transaction.
+
+        The rows stay, as history, with ``decision_id``, the decision that lifted them.
+        Returns how many were lifted: unknown ids and locks lifted already are not
+        touched and not counted.
+        """
 
     async def get(self, lock_id: str) -> Lock | None:
-        """One lock by id, expired or not, or None."""
+        """One lock by id, expired, lifted or not, or None."""
 
     async def find(self, filters: LockFilter, now: datetime) -> list[Lock]:
-        """Locks matching the filters, oldest first."""
+        """Locks matching the filters, oldest first.
 
-    async def set_state(self, lock_id: str, state: str, note: str = "") -> None:
-        """Mark a lock active, pending or failed (suspend-lock bookkeeping)."""
+        ``LockFilter(scope="instance", target=instance_id)`` is the instance's history:
+        every lock ever placed on it, in force, expired and lifted.
+        """
+
+    async def set_state(self, lock_id: str, state: LockState, note: str = "") -> None:
+        """Mark a lock active, pending or failed (suspend-lock bookkeeping); a lifted lock stays lifted."""
 
     async def pending_locks(self) -> list[Lock]:
         """Locks whose suspend-lock did not finish (state ``pending``)."""
@@ -61,40 +89,6 @@ class LockStore(Protocol):
     async def count(self) -> int:
         """How many rows the table holds."""
 
+    async def schema_version(self) -> int:
+        """The schema version the database is at."""
 
-POSTGRES_SCHEMES = ("postgresql://", "postgres://")
-
-
-def filter_where(filters: LockFilter, now: Any, mark: str) -> tuple[str, list[Any]]:
-    """The WHERE clause (or "") and its arguments for ``filters``; ``mark`` is ? or %s."""
-    clauses: list[str] = []
-    args: list[Any] = []
-    for column, value in (("scope", filters.scope), ("target", filters.target),
-                          ("kind", filters.kind), ("owner_user_id", filters.owner)):
-        if value is not None:
-            clauses.append(f"{column} = {mark}")
-            args.append(value)
-    if filters.active is True:
-        clauses.append(f"(expires_at IS NULL OR expires_at > {mark})")
-        args.append(now)
-    elif filters.active is False:
-        clauses.append(f"expires_at IS NOT NULL AND expires_at <= {mark}")
-        args.append(now)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
-
-
-def open_lock_store(url: str, *, pool_size: int = 20, timeout_s: float = 5.0) -> LockStore:
-    """The store for a lockstore URL (not yet opened); ConfigError for unknown schemes.
-
-    ``pool_size`` and ``timeout_s`` apply to PostgreSQL (connections per replica; the
-    longest wait for a connection, a guard or a query).
-    """
-    if url.startswith("sqlite:///"):
-        from sidecar.locks.sqlite import SqliteLockStore
-
-        return SqliteLockStore(url)
-    if url.startswith(POSTGRES_SCHEMES):
-        from sidecar.locks.postgres import PostgresLockStore
-
-        return PostgresLockStore(url, pool_size=pool_size, timeout_s=timeout_s)
-    raise ConfigError(f"lockstore.url: unsupported scheme {url.partition(':')[0]!r}")

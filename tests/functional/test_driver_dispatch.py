@@ -9,6 +9,7 @@ action changes it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
@@ -144,7 +145,12 @@ async def test_dry_run_records_that_the_hypervisor_refused(
                              headers={"X-Auth-Token": OWNER})
     assert resp.status == 409
     decision_id = resp.headers["X-Statelock-Decision-Id"]
-    records = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    records: list[dict[str, Any]] = []
+    for _ in range(100):  # NOTE: a completion is written after the answer (only the decision is awaited)
+        records = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+        if any(r.get("type") == "completion" and r["decision_id"] == decision_id for r in records):
+            break
+        await asyncio.sleep(0.02)
     [decision] = [r for r in records if r["decision_id"] == decision_id and r.get("type") != "completion"]
     [completion] = [r for r in records if r["decision_id"] == decision_id and r.get("type") == "completion"]
     assert decision["statelock"]["outcome"] == "deny" and decision["statelock"]["enforced"] is False

@@ -66,9 +66,19 @@ async def test_lock_api_crud_and_nova_view(stack: Stack) -> None:
                                        headers={"X-Auth-Token": LEGAL})
     assert lifted.status == 204
     assert (await _show(stack, sid))["locked"] is False
-    missing = await stack.client.get(f"/statelock/v1/locks/{lock['id']}",
-                                     headers={"X-Auth-Token": AUDITOR})
-    assert missing.status == 404
+    # the lifted lock is history: still shown, lifted, naming who lifted it and by which decision
+    kept = await stack.client.get(f"/statelock/v1/locks/{lock['id']}", headers={"X-Auth-Token": AUDITOR})
+    assert kept.status == 200
+    doc = (await kept.json())["lock"]
+    assert (doc["state"], doc["active"], doc["lifted"]) == ("lifted", False, True)
+    assert doc["lifted_by"]["user_id"] == "legal-svc"
+    assert doc["lifted_decision_id"] == lifted.headers["X-Statelock-Decision-Id"]
+    for query, listed in (("", False), ("?state=lifted", True), ("?state=all", True), ("?state=active", False)):
+        resp = await stack.client.get(f"/statelock/v1/locks{query}", headers={"X-Auth-Token": AUDITOR})
+        assert (lock["id"] in [lk["id"] for lk in (await resp.json())["locks"]]) is listed, query
+    again = await stack.client.delete(f"/statelock/v1/locks/{lock['id']}", headers={"X-Auth-Token": LEGAL})
+    assert again.status == 404
+    assert "already lifted" in (await again.json())["itemNotFound"]["message"]
 
 
 async def test_lock_api_refuses_bad_input(stack: Stack) -> None:
@@ -170,10 +180,13 @@ async def test_expired_lock_stops_applying_without_a_sweeper(stack: Stack) -> No
     assert (await stack.action(sid, {"suspend": None})).status == 409
     await asyncio.sleep(1.7)
     assert (await stack.action(sid, {"suspend": None})).status == 202
-    listing = await stack.client.get(f"/statelock/v1/locks?target={sid}",
+    listing = await stack.client.get(f"/statelock/v1/locks?target={sid}&state=all",
                                      headers={"X-Auth-Token": ADMIN})
     [shown] = (await listing.json())["locks"]
     assert shown["id"] == lock_id and shown["expired"] is True and shown["active"] is False
+    assert shown["state"] == "expired"
+    in_force = await stack.client.get(f"/statelock/v1/locks?target={sid}", headers={"X-Auth-Token": ADMIN})
+    assert (await in_force.json())["locks"] == []
     inactive = await stack.client.get("/statelock/v1/locks?active=false",
                                       headers={"X-Auth-Token": ADMIN})
     assert [lk["id"] for lk in (await inactive.json())["locks"]] == [lock_id]

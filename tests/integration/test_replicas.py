@@ -225,7 +225,8 @@ def advisory_locks(pg_server: PgServer, pg_url: str) -> int:
 
 def state_locks(pg_url: str) -> Counter[str]:
     with psycopg.connect(pg_url) as conn:
-        rows = conn.execute("SELECT target FROM locks WHERE scope = 'instance' AND kind = 'state'").fetchall()
+        rows = conn.execute("SELECT target FROM locks WHERE scope = 'instance' AND kind = 'state' "
+                            "AND state <> 'lifted'").fetchall()
     return Counter(str(r[0]) for r in rows)
 
 

@@ -5,10 +5,12 @@ temporary directory (as the ``postgres`` user when the tests run as root, since
 initdb refuses root), then ``pg_ctl start`` on a free loopback port with its unix
 socket in the same directory; the cluster is stopped and removed at the end of the
 session. There is no skip: when the binaries are missing, the tests that need them
-fail and say what to install. ``pg_url`` creates an empty database for one test.
+fail and say what to install. ``pg_url`` creates an empty database for one test; ``store`` and ``other`` are two
+replicas' lock stores opened on it (``TIMEOUT_S``).
 
 Use them from a test module with
-``from tests.support.postgres import pg_server_fixture, pg_url_fixture  # noqa: F401``.
+``from tests.support.postgres import pg_server_fixture, pg_url_fixture  # noqa: F401``
+(and ``pg_store_fixture``, ``pg_other_fixture`` for the stores).
 """
 
 from __future__ import annotations
@@ -21,16 +23,19 @@ import shutil
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from sidecar.locks.postgres import PostgresLockStore
+from tests.support.locks import pg_sql
 from tests.support.process import free_port
 
 SUPERUSER = "statelock"
+TIMEOUT_S = 1.0
 INSTALL_HINT = ("PostgreSQL server binaries not found (looked for initdb in $STATELOCK_PG_BINDIR, "
                 "/usr/lib/postgresql/*/bin and $PATH): install them, e.g. apt-get install postgresql-15")
 
@@ -156,3 +161,31 @@ def pg_server_fixture() -> Iterator[PgServer]:
 def pg_url_fixture(pg_server: PgServer) -> str:
     """The URL of a new, empty database for one test."""
     return pg_server.create_database()
+
+
+async def open_pg_store(url: str, timeout_s: float = TIMEOUT_S) -> PostgresLockStore:
+    """A PostgreSQL lock store on ``url``, opened (schema migrated, listener started)."""
+    store = PostgresLockStore(url, pool_size=4, timeout_s=timeout_s)
+    await store.open()
+    return store
+
+
+@pytest.fixture(name="store")
+async def pg_store_fixture(pg_url: str) -> AsyncIterator[PostgresLockStore]:
+    """A replica's lock store on the test's database."""
+    store = await open_pg_store(pg_url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture(name="other")
+async def pg_other_fixture(pg_url: str) -> AsyncIterator[PostgresLockStore]:
+    """A second replica's lock store on the same database."""
+    store = await open_pg_store(pg_url)
+    yield store
+    await store.close()
+
+
+def advisory_locks(url: str) -> int:
+    """How many advisory locks are held or awaited in the cluster of ``url``."""
+    return int(pg_sql(url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0])

@@ -17,7 +17,6 @@ from sidecar.config import (
     config_from_mapping,
     explain,
     load_config,
-    sqlite_path,
 )
 from sidecar.errors import ConfigError
 
@@ -227,11 +226,3 @@ def test_explain_shows_defaults(key: str, default: str) -> None:
     assert dict((k, d) for k, d, _ in explain())[key] == default
 
 
-@pytest.mark.parametrize(("url", "path"), [
-    ("sqlite:///statelock-locks.db", "statelock-locks.db"),
-    ("sqlite:///data/locks.db", "data/locks.db"),
-    ("sqlite:////var/lib/statelock/locks.db", "/var/lib/statelock/locks.db"),
-    ("sqlite:///", ":memory:"),
-])
-def test_sqlite_path(url: str, path: str) -> None:
-    assert sqlite_path(url) == path

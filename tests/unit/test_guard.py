@@ -1,4 +1,4 @@
-"""Unit tests for sidecar.guard.InstanceGuard, driven by asyncio events."""
+"""Unit tests for sidecar.guard: InstanceGuard driven by asyncio events, and NoGuard."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from sidecar.guard import ALL_INSTANCES, InstanceGuard
+from sidecar.guard import ALL_INSTANCES, InstanceGuard, NoGuard
 
 WAIT_S = 2.0
 
@@ -97,32 +97,24 @@ async def test_exclusive_waits_for_shared_holders_to_leave(guard: InstanceGuard,
     assert len(guard) == 0
 
 
-async def test_shared_waits_for_an_exclusive_holder(guard: InstanceGuard, log: list[str]) -> None:
+@pytest.mark.parametrize("mode", ["shared", "exclusive"])
+async def test_an_exclusive_holder_keeps_out_every_other_holder(
+    guard: InstanceGuard, log: list[str], mode: str
+) -> None:
     w = Holder("w", log).start(guard.exclusive("i1"))
     await w.wait_entered()
-    r = Holder("r", log).start(guard.shared("i1"))
+    second = Holder(mode, log).start(guard.shared("i1") if mode == "shared" else guard.exclusive("i1"))
     await settle()
-    assert not r.entered.is_set()
+    assert not second.entered.is_set()
     await w.finish()
-    await r.wait_entered()
-    await r.finish()
-    assert log == ["w in", "w out", "r in", "r out"]
+    await second.wait_entered()
+    await second.finish()
+    assert log == ["w in", "w out", f"{mode} in", f"{mode} out"]
     assert len(guard) == 0
 
 
-async def test_exclusive_holders_exclude_each_other(guard: InstanceGuard, log: list[str]) -> None:
-    w1 = Holder("w1", log).start(guard.exclusive("i1"))
-    await w1.wait_entered()
-    w2 = Holder("w2", log).start(guard.exclusive("i1"))
-    await settle()
-    assert not w2.entered.is_set()
-    await w1.finish()
-    await w2.wait_entered()
-    await w2.finish()
-    assert log == ["w1 in", "w1 out", "w2 in", "w2 out"]
-
-
-async def test_waiting_exclusive_blocks_new_shared_holders(guard: InstanceGuard, log: list[str]) -> None:
+async def writer_queued_behind_a_reader(guard: InstanceGuard, log: list[str]) -> tuple[Holder, Holder, Holder]:
+    """r1 holds the guard shared, w waits for it exclusively, and r2 (shared) waits behind w."""
     r1 = Holder("r1", log).start(guard.shared("i1"))
     await r1.wait_entered()
     w = Holder("w", log).start(guard.exclusive("i1"))
@@ -131,6 +123,11 @@ async def test_waiting_exclusive_blocks_new_shared_holders(guard: InstanceGuard,
     await settle()
     assert not w.entered.is_set()
     assert not r2.entered.is_set(), "a new shared holder overtook a waiting exclusive one"
+    return r1, w, r2
+
+
+async def test_waiting_exclusive_blocks_new_shared_holders(guard: InstanceGuard, log: list[str]) -> None:
+    r1, w, r2 = await writer_queued_behind_a_reader(guard, log)
     await r1.finish()
     await w.wait_entered()
     await settle()
@@ -145,13 +142,7 @@ async def test_waiting_exclusive_blocks_new_shared_holders(guard: InstanceGuard,
 async def test_cancelled_exclusive_waiter_lets_blocked_shared_holders_in(
     guard: InstanceGuard, log: list[str]
 ) -> None:
-    r1 = Holder("r1", log).start(guard.shared("i1"))
-    await r1.wait_entered()
-    w = Holder("w", log).start(guard.exclusive("i1"))
-    await settle()
-    r2 = Holder("r2", log).start(guard.shared("i1"))
-    await settle()
-    assert not r2.entered.is_set()
+    r1, w, r2 = await writer_queued_behind_a_reader(guard, log)
     assert w.task is not None
     w.task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -227,3 +218,15 @@ async def test_many_mixed_holders_leave_no_entries(guard: InstanceGuard) -> None
         await asyncio.gather(*(writer() if i % 5 == 0 else reader() for i in range(100)))
     assert violations == []
     assert len(guard) == 0
+
+
+async def test_no_guard_lets_everyone_in_at_once(log: list[str]) -> None:
+    guard = NoGuard()
+    w = Holder("w", log).start(guard.exclusive("i1"))
+    r = Holder("r", log).start(guard.shared("i1"))
+    w2 = Holder("w2", log).start(guard.exclusive("i1"))
+    for holder in (w, r, w2):
+        await holder.wait_entered()
+    assert sorted(log) == ["r in", "w in", "w2 in"]
+    for holder in (w, r, w2):
+        await holder.finish()

@@ -34,6 +34,8 @@ from bench import load, locktable, micro, report
 from bench.procs import Proc, Processes, children, cpu_seconds, free_port, http_ok, machine_busy_s, rss_kib
 from bench.profiling import profile_pid
 from bench.upstream import nginx_argv, proxy_conf, upstream_conf, write_conf
+from sidecar.cli_policy import find_opa
+from sidecar.errors import PolicyError
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -82,10 +84,10 @@ def _on_term(signum: int, frame: FrameType | None) -> None:
 
 
 def _opa_binary() -> str:
-    found = shutil.which("opa") or str(ROOT / ".tools" / "bin" / "opa")
-    if not Path(found).exists():
-        raise RuntimeError("opa not found: run `make install-test` (it builds .tools/bin/opa)")
-    return found
+    try:
+        return find_opa()
+    except PolicyError as exc:
+        raise RuntimeError(exc.message) from exc
 
 
 def _version(argv: list[str]) -> str:

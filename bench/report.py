@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -161,6 +162,11 @@ def _factor(x: float | None) -> str:
     return "n/a (nginx adds nothing measurable)" if x is None else f"{x:.2f}x"
 
 
+def _p50_p99(stats: dict[str, Any], nd: int = 3) -> str:
+    """``p50 / p99`` of a percentile dict with ``nd`` decimals; ``n/a`` for an empty one."""
+    return f"{_f(stats.get('p50'), nd)} / {_f(stats.get('p99'), nd)}" if stats else "n/a"
+
+
 def _signed(x: float) -> str:
     return f"{x:+.3f}"
 
@@ -223,6 +229,27 @@ def _md_breakdown(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def _md_verdicts(rows: list[dict[str, Any]], goal: str,
+                 worst: Callable[[list[dict[str, Any]]], str]) -> list[str]:
+    """One bullet per Statelock variant: the goal met at every rate, or the rates it was met at.
+
+    ``goal`` follows the variant's label; ``worst`` adds to the "not met" line from that variant's rows.
+    """
+    out: list[str] = []
+    for v in STATELOCK:
+        mine = [r for r in rows if r["variant"] == v]
+        ok = [r["rate"] for r in mine if r["met"]]
+        verdict = ("met at every rate**" if len(ok) == len(mine) else
+                   f"not met** (met at {', '.join(map(str, ok)) or 'no'} req/s{worst(mine)}).")
+        out += ["", f"- **{LABEL[v]}{goal}: {verdict}"]
+    return out
+
+
+def _worst_ratios(rows: list[dict[str, Any]]) -> str:
+    return (f"; worst p50 {max(r['p50_ratio_to_budget'] for r in rows):.2f}x, "
+            f"worst p99 {max(r['p99_ratio_to_budget'] for r in rows):.2f}x the budget")
+
+
 def _md_goals(results: dict[str, Any]) -> list[str]:
     rows = goals(results)
     out: list[str] = []
@@ -239,15 +266,7 @@ def _md_goals(results: dict[str, Any]) -> list[str]:
                    f"{r['p50_ratio_to_budget']:.2f}x | {_f(r['added_p99_ms'])} | {r['p99_ratio_to_budget']:.2f}x | "
                    f"{_signed(r['added_vs_nginx_p50_ms'])} / {_signed(r['added_vs_nginx_p99_ms'])} | "
                    f"{'**met**' if r['met'] else '**not met**'} |")
-    for v in STATELOCK:
-        mine = [r for r in state if r["variant"] == v]
-        ok = [r["rate"] for r in mine if r["met"]]
-        out.append("")
-        out.append(f"- **{LABEL[v]}: {'met at every rate' if len(ok) == len(mine) else 'not met'}**"
-                   + ("" if len(ok) == len(mine) else
-                      f" (met at {', '.join(map(str, ok)) or 'no'} req/s; worst p50 "
-                      f"{max(r['p50_ratio_to_budget'] for r in mine):.2f}x, worst p99 "
-                      f"{max(r['p99_ratio_to_budget'] for r in mine):.2f}x the budget)."))
+    out += _md_verdicts(state, "", _worst_ratios)
     out += _md_breakdown(results)
     out += ["", f"For scale, OPA's published Envoy benchmark (RBAC policy, {ENVOY_REF['rate']} req/s, no "
             f"decision logging) adds about {ENVOY_REF['added_p50']} ms at p50 and {ENVOY_REF['added_p99']} ms "
@@ -262,12 +281,7 @@ def _md_goals(results: dict[str, Any]) -> list[str]:
                    f"{_signed(r['statelock_added_p99_ms'])} | {_signed(r['nginx_added_p50_ms'])} / "
                    f"{_signed(r['nginx_added_p99_ms'])} | {_factor(r['p50_factor'])} | {_factor(r['p99_factor'])} | "
                    f"{'**met**' if r['met'] else '**not met**'} |")
-    for v in STATELOCK:
-        mine = [r for r in reads if r["variant"] == v]
-        ok = [r["rate"] for r in mine if r["met"]]
-        out.append("")
-        out.append(f"- **{LABEL[v]} reads: {'met at every rate' if len(ok) == len(mine) else 'not met'}**"
-                   + ("" if len(ok) == len(mine) else f" (met at {', '.join(map(str, ok)) or 'no'} req/s)."))
+    out += _md_verdicts(reads, " reads", lambda mine: "")
     return out
 
 
@@ -348,12 +362,10 @@ def markdown(results: dict[str, Any]) -> str:
                 "|---|---|---|---|---|---|"]
         for v, by_rate in st.items():
             for rate, t in by_rate.items():
-                def pp(d: dict[str, Any]) -> str:
-                    return f"{_f(d.get('p50'))} / {_f(d.get('p99'))}" if d else "n/a"
                 load = f"{rate}/s" if rate != "saturation" else "saturation"
-                out.append(f"| {LABEL[v]} | {load} | {pp(t.get('lock_read_ms', {}))} | "
-                           f"{pp(t.get('policy_eval_ms', {}))} | {pp(t.get('record_wait_ms', {}))} | "
-                           f"{pp(t.get('upstream_ms', {}))} |")
+                out.append(f"| {LABEL[v]} | {load} | {_p50_p99(t.get('lock_read_ms', {}))} | "
+                           f"{_p50_p99(t.get('policy_eval_ms', {}))} | {_p50_p99(t.get('record_wait_ms', {}))} | "
+                           f"{_p50_p99(t.get('upstream_ms', {}))} |")
     ea = results.get("engine_alone")
     if ea:
         out += ["", "## The decision engine alone (same inputs, one at a time)", "",
@@ -364,13 +376,11 @@ def markdown(results: dict[str, Any]) -> str:
                 "| OPA handler p50 / p99 µs | OPA eval p50 / p99 µs |",
                 "|---|---|---|---|---|---|---|"]
         for name, r in ea["inputs"].items():
-            def pu(d: dict[str, Any]) -> str:
-                return f"{d['p50']:.0f} / {d['p99']:.0f}" if d else "n/a"
             om = r["opa_server_metrics_us"]
             out.append(f"| {name} | {'allow' if r['allow'] else 'deny ' + str(r['status'])} | "
-                       f"{pu(r['embedded_decide_sync_us'])} | {pu(r['opa_client_decide_us'])} | "
-                       f"{pu(r['opa_raw_post_us'])} | {pu(om['timer_server_handler'])} | "
-                       f"{pu(om['timer_rego_query_eval'])} |")
+                       f"{_p50_p99(r['embedded_decide_sync_us'], 0)} | {_p50_p99(r['opa_client_decide_us'], 0)} | "
+                       f"{_p50_p99(r['opa_raw_post_us'], 0)} | {_p50_p99(om['timer_server_handler'], 0)} | "
+                       f"{_p50_p99(om['timer_rego_query_eval'], 0)} |")
     lt = results.get("lock_table")
     if lt:
         out += ["", "## Lock-table size", "",
@@ -386,9 +396,8 @@ def markdown(results: dict[str, Any]) -> str:
             ip = r["in_process"]
             e = r["end_to_end"]["corrected_ms"]
             sl = r["server_timers"].get("lock_read_ms", {})
-            out.append(f"| {int(n):,} | {r['table']['file_bytes'] / 1e6:.1f} | {ip['lock_read_us']['p50']:.0f} / "
-                       f"{ip['lock_read_us']['p99']:.0f} | {ip['decide_us']['p50']:.0f} / {ip['decide_us']['p99']:.0f}"
-                       f" | {_f(e['p50'])} / {_f(e['p99'])} | {_f(sl.get('p50'))} / {_f(sl.get('p99'))} | "
+            out.append(f"| {int(n):,} | {r['table']['file_bytes'] / 1e6:.1f} | {_p50_p99(ip['lock_read_us'], 0)} | "
+                       f"{_p50_p99(ip['decide_us'], 0)} | {_p50_p99(e)} | {_f(sl.get('p50'))} / {_f(sl.get('p99'))} | "
                        f"{r['rss_kib'].get('VmRSS', 0) / 1024:.0f} |")
         last = list(lt.values())[-1]["in_process"]["query_plans"]
         out += ["", f"SQLite plans at the largest size: `has_scoped_locks`: {last['has_scoped_locks']}; "

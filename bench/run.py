@@ -30,7 +30,8 @@ from typing import Any
 
 import yaml
 
-from bench import load, locktable, micro, report
+from bench import figures, load, locktable, micro, report
+from bench.figures import STATELOCK, VARIANTS
 from bench.procs import Proc, Processes, children, cpu_seconds, free_port, http_ok, machine_busy_s, rss_kib
 from bench.profiling import profile_pid
 from bench.upstream import nginx_argv, proxy_conf, upstream_conf, write_conf
@@ -43,8 +44,6 @@ WORK = BENCH / ".work" / "run"
 RESULTS = BENCH / "results"
 BUNDLE = ROOT / "policies"
 
-VARIANTS = ("direct", "nginx", "statelock_embedded", "statelock_opa")
-STATELOCK = ("statelock_embedded", "statelock_opa")
 KINDS = ("read", "state_change")
 RATES = (100, 500, 1000)
 TABLE_SIZES = (10, 10_000, 1_000_000)
@@ -369,7 +368,7 @@ class Bench:
             finally:
                 self.procs.stop(proc)
                 self.pids.pop(name, None)
-            timers = report.audit_timers(self.decisions_file(name), window["start"], window["end"])
+            timers = figures.audit_timers(self.decisions_file(name), window["start"], window["end"])
             out[str(n)] = {"table": built, "in_process": path, "end_to_end": res, "server_timers": timers,
                            "rss_kib": rss}
             c = res["corrected_ms"]
@@ -390,7 +389,7 @@ class Bench:
         out: dict[str, Any] = {}
         for w in self.windows:
             if w["variant"] in STATELOCK and w["kind"] == "state_change":
-                out.setdefault(w["variant"], {})[str(w["rate"])] = report.audit_timers(
+                out.setdefault(w["variant"], {})[str(w["rate"])] = figures.audit_timers(
                     self.decisions_file(w["variant"]), w["start"], w["end"])
         self.results["server_timers"] = out
 

@@ -4,12 +4,14 @@
 connections open at the same time; it starts fresh (one running persistent domain
 called ``test``) once every connection is closed. So each harness opens its own
 connection (``conn``) and driver, checks that they start from fresh state, and
-closes both afterwards. A harness for real QEMU guests would subclass this one with
-its own ``uri`` and ``domain_xml``.
+closes both afterwards, undefining the domains it defined first. A harness for real
+QEMU guests would subclass this one with its own ``uri``, ``domain_xml`` (a bootable
+guest) and ``opened`` (a real host has other domains).
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import uuid
@@ -59,6 +61,10 @@ class LibvirtHarness(DriverHarness[LibvirtDriver]):
     conn: Any
     """The harness's own ``virConnect``, beside the driver's."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._defined: list[str] = []
+
     def config(self, **overrides: Any) -> dict[str, Any]:
         return {"uri": self.uri, "default_owner": OWNER, "shutdown_timeout": 5, **overrides}
 
@@ -78,6 +84,12 @@ class LibvirtHarness(DriverHarness[LibvirtDriver]):
         ], f"{self.uri} did not start fresh: a connection from an earlier test is open"
 
     def stop_hypervisor(self) -> None:
+        for instance_id in self._defined:
+            with contextlib.suppress(libvirt.libvirtError):
+                dom = self.domain(instance_id)
+                if dom.isActive():
+                    dom.destroy()
+                dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
         self.conn.close()
         # NOTE: a domain object kept alive by a reference cycle (an exception's
         # traceback, say) keeps its connection, and so test:///default's state, alive.
@@ -98,7 +110,9 @@ class LibvirtHarness(DriverHarness[LibvirtDriver]):
     def define(self, name: str | None = None, metadata: str = "") -> str:
         """Define a persistent, shut-off domain; returns its UUID."""
         xml = self.domain_xml(name or self.next_name(), metadata)
-        return str(self.conn.defineXML(xml).UUIDString()).lower()
+        instance_id = str(self.conn.defineXML(xml).UUIDString()).lower()
+        self._defined.append(instance_id)
+        return instance_id
 
     def make(self, state: PowerState) -> str:
         instance_id = self.define()

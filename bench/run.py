@@ -30,10 +30,13 @@ from typing import Any
 
 import yaml
 
-from bench import load, locktable, micro, report
+from bench import figures, load, locktable, micro, report
+from bench.figures import STATELOCK, VARIANTS
 from bench.procs import Proc, Processes, children, cpu_seconds, free_port, http_ok, machine_busy_s, rss_kib
 from bench.profiling import profile_pid
 from bench.upstream import nginx_argv, proxy_conf, upstream_conf, write_conf
+from sidecar.cli_policy import find_opa
+from sidecar.errors import PolicyError
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -41,8 +44,6 @@ WORK = BENCH / ".work" / "run"
 RESULTS = BENCH / "results"
 BUNDLE = ROOT / "policies"
 
-VARIANTS = ("direct", "nginx", "statelock_embedded", "statelock_opa")
-STATELOCK = ("statelock_embedded", "statelock_opa")
 KINDS = ("read", "state_change")
 RATES = (100, 500, 1000)
 TABLE_SIZES = (10, 10_000, 1_000_000)
@@ -82,10 +83,10 @@ def _on_term(signum: int, frame: FrameType | None) -> None:
 
 
 def _opa_binary() -> str:
-    found = shutil.which("opa") or str(ROOT / ".tools" / "bin" / "opa")
-    if not Path(found).exists():
-        raise RuntimeError("opa not found: run `make install-test` (it builds .tools/bin/opa)")
-    return found
+    try:
+        return find_opa()
+    except PolicyError as exc:
+        raise RuntimeError(exc.message) from exc
 
 
 def _version(argv: list[str]) -> str:
@@ -367,7 +368,7 @@ class Bench:
             finally:
                 self.procs.stop(proc)
                 self.pids.pop(name, None)
-            timers = report.audit_timers(self.decisions_file(name), window["start"], window["end"])
+            timers = figures.audit_timers(self.decisions_file(name), window["start"], window["end"])
             out[str(n)] = {"table": built, "in_process": path, "end_to_end": res, "server_timers": timers,
                            "rss_kib": rss}
             c = res["corrected_ms"]
@@ -388,7 +389,7 @@ class Bench:
         out: dict[str, Any] = {}
         for w in self.windows:
             if w["variant"] in STATELOCK and w["kind"] == "state_change":
-                out.setdefault(w["variant"], {})[str(w["rate"])] = report.audit_timers(
+                out.setdefault(w["variant"], {})[str(w["rate"])] = figures.audit_timers(
                     self.decisions_file(w["variant"]), w["start"], w["end"])
         self.results["server_timers"] = out
 

@@ -13,6 +13,20 @@ import enum
 from types import TracebackType
 from typing import Self
 
+__all__ = [
+    "DEFAULT_BLOCK_REASON",
+    "UNKNOWN_CREATED",
+    "Driver",
+    "DriverConfigError",
+    "DriverError",
+    "DriverUnavailable",
+    "Instance",
+    "InstanceNotFound",
+    "InvalidState",
+    "OperationBlocked",
+    "PowerState",
+]
+
 UNKNOWN_CREATED = "1970-01-01T00:00:00Z"
 """The ``Instance.created`` value used when the hypervisor keeps no creation time."""
 

@@ -65,8 +65,9 @@ class FakeDriver(Driver):
 
     Beyond the ``Driver`` interface, tests can read ``calls`` (each successful or
     refused power or block call as ``(operation, instance_id)``), make the driver
-    unreachable with ``set_unavailable`` and change a power state behind the
-    driver's back with ``set_power_state`` (a guest that shut itself down).
+    unreachable with ``set_unavailable``, change a power state behind the
+    driver's back with ``set_power_state`` (a guest that shut itself down) and read
+    what it holds with ``stored_instance``.
     """
 
     name = "fake"
@@ -94,6 +95,13 @@ class FakeDriver(Driver):
         """Change a power state without the rules, as the guest or an operator might."""
         instance = self._lookup(instance_id)
         self._instances[instance.id] = dataclasses.replace(instance, power_state=state)
+
+    def stored_instance(self, instance_id: str) -> Instance:
+        """The instance as the fake holds it, even while unavailable or closed; ``KeyError`` if none.
+
+        For tests that read the "hypervisor" without going through the driver.
+        """
+        return self._instances[instance_id.lower()]
 
     def _lookup(self, instance_id: str) -> Instance:
         if self._unavailable or self._closed:

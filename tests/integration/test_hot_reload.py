@@ -25,19 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 
 from sidecar.app import create_app
 from sidecar.config import config_from_mapping
-from tests.functional.conftest import BILLING, OWNER, Stack, make_config
-from tests.support.fake_nova import FakeNova, build_app
+from tests.functional.conftest import BILLING, OWNER, Stack, stack_factory  # noqa: F401  (a fixture)
 from tests.support.paths import POLICIES
 
 pytestmark = pytest.mark.integration
 
-AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
-AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 CLIENTS = 20
 MAX_RELOAD_S = 1.0
 
@@ -91,6 +86,23 @@ class Load:
         await asyncio.gather(*(self.client(sid) for sid in self.servers))
 
 
+@pytest.fixture
+def bundle(tmp_path: Path) -> Path:
+    """A copy of ``policies/`` for the test to edit."""
+    bundle = tmp_path / "bundle"
+    shutil.copytree(POLICIES, bundle)
+    return bundle
+
+
+@pytest.fixture
+async def stack(stack_factory: Callable[..., Awaitable[Stack]], bundle: Path) -> Stack:  # noqa: F811
+    """The real app serving ``bundle`` with the embedded engine, in front of a fresh fake Nova.
+
+    ``stack_factory`` is the functional suite's fixture (imported above).
+    """
+    return await stack_factory(policy={"bundle": str(bundle)})
+
+
 async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float) -> float:
     """Seconds until ``check`` holds; fails the test after ``timeout_s``."""
     started = time.monotonic()
@@ -101,18 +113,12 @@ async def wait_until(check: Callable[[], Awaitable[bool]], timeout_s: float) -> 
 
 
 async def test_policy_edits_reload_under_load_without_failures(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, tmp_path: Path,
-    caplog: pytest.LogCaptureFixture,
+    stack: Stack, bundle: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="sidecar.policy.embedded")
-    bundle = tmp_path / "bundle"
-    shutil.copytree(POLICIES, bundle)
     manifest = json.loads((bundle / ".manifest").read_text())
     old_revision, new_revision = manifest["revision"], "hot-reload-test-2"
-    nova = FakeNova()
-    upstream = await aiohttp_server(build_app(nova))
-    cfg = make_config(tmp_path, str(upstream.make_url("")).rstrip("/"), policy={"bundle": str(bundle)})
-    stack = Stack(await aiohttp_client(create_app(cfg)), nova, tmp_path / "decisions.jsonl")
+    nova = stack.nova
 
     async def health() -> dict[str, Any]:
         resp = await stack.client.get("/statelock/v1/health")
@@ -208,16 +214,8 @@ async def test_policy_edits_reload_under_load_without_failures(
     assert first_record_with(new_revision) is not None
 
 
-async def test_reload_of_rego_change_and_of_a_deleted_bundle(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, tmp_path: Path,
-) -> None:
-    bundle = tmp_path / "bundle"
-    shutil.copytree(POLICIES, bundle)
-    nova = FakeNova()
-    upstream = await aiohttp_server(build_app(nova))
-    cfg = make_config(tmp_path, str(upstream.make_url("")).rstrip("/"), policy={"bundle": str(bundle)})
-    stack = Stack(await aiohttp_client(create_app(cfg)), nova, tmp_path / "decisions.jsonl")
-    sid = nova.add_server()
+async def test_reload_of_rego_change_and_of_a_deleted_bundle(stack: Stack, bundle: Path) -> None:
+    sid = stack.nova.add_server()
     assert (await stack.action(sid, {"suspend": None})).status == 202
 
     # A Rego edit that denies every suspend; no revision bump, so the digest tells them apart.
@@ -248,16 +246,7 @@ async def test_reload_of_rego_change_and_of_a_deleted_bundle(
     assert read.status == 200
 
 
-async def test_test_files_and_hidden_directories_do_not_trigger_reloads(
-    aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, tmp_path: Path,
-) -> None:
-    bundle = tmp_path / "bundle"
-    shutil.copytree(POLICIES, bundle)
-    nova = FakeNova()
-    upstream = await aiohttp_server(build_app(nova))
-    cfg = make_config(tmp_path, str(upstream.make_url("")).rstrip("/"), policy={"bundle": str(bundle)})
-    stack = Stack(await aiohttp_client(create_app(cfg)), nova, tmp_path / "decisions.jsonl")
-
+async def test_test_files_and_hidden_directories_do_not_trigger_reloads(stack: Stack, bundle: Path) -> None:
     async def policy_health() -> dict[str, Any]:
         doc: dict[str, Any] = (await (await stack.client.get("/statelock/v1/health")).json())["policy"]
         return doc

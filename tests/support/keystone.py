@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.paths import ROOT
-from tests.support.process import free_port
+from tests.support.process import free_port, terminate
 
 VENV = ROOT / ".tools" / "keystone-venv"
 ADMIN_PASSWORD = "bootstrap-admin-secret"
@@ -244,13 +244,7 @@ class KeystoneServer:
             pass
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
 
 
 @dataclass

@@ -60,16 +60,24 @@ _JSON_TYPES = ("application/json", "application/vnd.openstack.compute+json")
 
 Handlers = dict[str, tuple[str, str]]
 
+
+def _collection(path: str, controller: str) -> tuple[tuple[str, Handlers], ...]:
+    """A collection's four routes: list and create, detail, show/update/delete, and its action."""
+    return (
+        (path, {"GET": (controller, "index"), "POST": (controller, "create")}),
+        (f"{path}/detail", {"GET": (controller, "detail")}),
+        (f"{path}/{{id}}", {"GET": (controller, "show"), "PUT": (controller, "update"),
+                             "DELETE": (controller, "delete")}),
+        (f"{path}/{{id}}/action", {"POST": (controller, "action")}),
+    )
+
+
 # (path, {method: (controller, controller method)}) in Nova's ROUTE_LIST order.
 ROUTES: tuple[tuple[str, Handlers], ...] = (
     ("/", {"GET": ("versions", "show")}),
     ("/versions/{id}", {"GET": ("versions", "show")}),
     ("/extensions", {"GET": ("extensions", "index")}),
-    ("/flavors", {"GET": ("flavors", "index"), "POST": ("flavors", "create")}),
-    ("/flavors/detail", {"GET": ("flavors", "detail")}),
-    ("/flavors/{id}", {"GET": ("flavors", "show"), "PUT": ("flavors", "update"),
-                       "DELETE": ("flavors", "delete")}),
-    ("/flavors/{id}/action", {"POST": ("flavors", "action")}),
+    *_collection("/flavors", "flavors"),
     ("/images", {"GET": ("images", "index")}),
     ("/images/{id}", {"GET": ("images", "show"), "DELETE": ("images", "delete")}),
     ("/limits", {"GET": ("limits", "index")}),
@@ -84,16 +92,8 @@ ROUTES: tuple[tuple[str, Handlers], ...] = (
     ("/os-migrations", {"GET": ("migrations", "index")}),
     ("/os-server-external-events", {"POST": ("server_external_events", "create")}),
     ("/os-server-groups", {"GET": ("server_groups", "index"), "POST": ("server_groups", "create")}),
-    ("/os-volumes_boot", {"GET": ("servers", "index"), "POST": ("servers", "create")}),
-    ("/os-volumes_boot/detail", {"GET": ("servers", "detail")}),
-    ("/os-volumes_boot/{id}", {"GET": ("servers", "show"), "PUT": ("servers", "update"),
-                               "DELETE": ("servers", "delete")}),
-    ("/os-volumes_boot/{id}/action", {"POST": ("servers", "action")}),
-    ("/servers", {"GET": ("servers", "index"), "POST": ("servers", "create")}),
-    ("/servers/detail", {"GET": ("servers", "detail")}),
-    ("/servers/{id}", {"GET": ("servers", "show"), "PUT": ("servers", "update"),
-                       "DELETE": ("servers", "delete")}),
-    ("/servers/{id}/action", {"POST": ("servers", "action")}),
+    *_collection("/os-volumes_boot", "servers"),
+    *_collection("/servers", "servers"),
     ("/servers/{server_id}/consoles", {"GET": ("consoles", "index"), "POST": ("consoles", "create")}),
     ("/servers/{server_id}/consoles/{id}", {"GET": ("consoles", "show"),
                                             "DELETE": ("consoles", "delete")}),

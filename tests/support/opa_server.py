@@ -1,8 +1,8 @@
 """A real OPA server for tests: ``opa run --server`` on a loopback port, serving a bundle.
 
 ``opa_binary()`` finds OPA on ``PATH`` (``make test`` puts ``.tools/bin`` first) or in
-``<repo>/.tools/bin/opa``, and fails the test with the way to get it when neither
-exists. ``OpaServer`` starts ``opa run --server --bundle DIR`` (test files ignored),
+``<repo>/.tools/bin/opa`` (``sidecar.cli_policy.find_opa``), and fails the test with
+the way to get it when neither exists. ``OpaServer`` starts ``opa run --server --bundle DIR`` (test files ignored),
 so OPA reports the ``.manifest`` revision in ``provenance`` and, with console
 decision logs on, a ``decision_id`` with every answer. ``stop``/``kill`` end it
 mid-test and ``start`` brings it back on the same port. The ``opa_server`` fixture is
@@ -16,7 +16,6 @@ import contextlib
 import http.client
 import json
 import os
-import shutil
 import subprocess
 import tempfile
 import time
@@ -26,23 +25,20 @@ from typing import IO, Any
 
 import pytest
 
+from sidecar.cli_policy import find_opa
+from sidecar.errors import PolicyError
 from tests.support.paths import POLICIES, ROOT
-from tests.support.process import free_port
+from tests.support.process import free_port, terminate
 
 LOOPBACK = "127.0.0.1"
-OPA_VERSION = "1.22.2"
 
 
 def opa_binary() -> str:
-    """The OPA executable: ``opa`` on PATH, else ``<repo>/.tools/bin/opa``; fails the test if none."""
-    found = shutil.which("opa")
-    if found:
-        return found
-    local = ROOT / ".tools" / "bin" / "opa"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    pytest.fail(f"OPA is not installed: run `make opa` (builds OPA v{OPA_VERSION} into .tools/bin) "
-                "or put an `opa` binary on PATH", pytrace=False)
+    """The OPA executable, found as ``statelock policy test`` finds it; fails the test if there is none."""
+    try:
+        return find_opa()
+    except PolicyError as exc:
+        pytest.fail(exc.message, pytrace=False)
 
 
 def run_opa(*args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
@@ -119,13 +115,8 @@ class OpaServer:
 
     def stop(self) -> None:
         """Terminate OPA (SIGTERM) and wait for it; a no-op when it is not running."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            terminate(self._proc)
         self._close_log()
 
     def kill(self) -> None:

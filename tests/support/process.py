@@ -1,9 +1,10 @@
-"""Running ``statelock serve`` as a real process for tests, and waiting until it is ready."""
+"""Processes for tests: ``statelock serve`` started until ready, free ports, and stopping them."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -60,3 +61,14 @@ async def stop(proc: asyncio.subprocess.Process) -> None:
         except TimeoutError:
             proc.kill()
             await proc.wait()
+
+
+def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
+    """SIGTERM a process and wait for it, SIGKILL it after ``timeout_s``; a no-op once it has exited."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

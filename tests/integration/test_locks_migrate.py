@@ -1,4 +1,4 @@
-"""``statelock locks migrate`` (sidecar.locks.migrate, pg_copy, cli_migrate) into a real PostgreSQL."""
+"""``statelock locks migrate`` (sidecar.locks.migrate, pg_copy, sidecar.cli.migrate) into a real PostgreSQL."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """A real OPA server for tests: ``opa run --server`` on a loopback port, serving a bundle.
 
 ``opa_binary()`` finds OPA on ``PATH`` (``make test`` puts ``.tools/bin`` first) or in
-``<repo>/.tools/bin/opa`` (``sidecar.cli_policy.find_opa``), and fails the test with
+``<repo>/.tools/bin/opa`` (``sidecar.cli.policy.find_opa``), and fails the test with
 the way to get it when neither exists. ``OpaServer`` starts ``opa run --server --bundle DIR`` (test files ignored),
 so OPA reports the ``.manifest`` revision in ``provenance`` and, with console
 decision logs on, a ``decision_id`` with every answer. ``stop``/``kill`` end it
@@ -25,7 +25,7 @@ from typing import IO, Any
 
 import pytest
 
-from sidecar.cli_policy import find_opa
+from sidecar.cli.policy import find_opa
 from sidecar.errors import PolicyError
 from tests.support.paths import POLICIES, ROOT
 from tests.support.process import free_port, terminate

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sidecar.audit.query import OUTCOMES, filters_from_mapping, query_records, record_instance
+from sidecar.audit.query import FILTER_KEYS, OUTCOMES, filters_from_mapping, query_records, record_instance
 from sidecar.audit.verify import verify_files
 
 AUDIT_EPILOG = """\
@@ -57,6 +58,7 @@ examples:
   statelock audit query decisions.jsonl.* decisions.jsonl --instance 8f0c2d5e --since 2026-11-25
   statelock audit query decisions.jsonl --subject alice --action resume --format json
   statelock audit query decisions.jsonl --lock lk-1 --until 2026-11-26T00:00:00Z --limit 20
+  statelock audit query decisions.jsonl.* decisions.jsonl --decision-id 3f2a9c1e --format json
 """
 
 TABLE_COLUMNS = ("time", "decision_id", "outcome", "subject", "action", "instance", "status", "reasons")
@@ -83,12 +85,16 @@ def add_audit_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
                            description=QUERY_DESCRIPTION, epilog=QUERY_EPILOG,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     query.add_argument("files", nargs="+", metavar="FILE", help="log files, oldest first")
+    query.add_argument("--decision-id", metavar="ID", dest="decision_id",
+                       help="one decision: its id (from an X-Statelock-Decision-Id header or a "
+                            "refusal message), or the id's first 8 or more characters")
     query.add_argument("--instance", metavar="ID", help="the instance (server id) the request was about")
     query.add_argument("--subject", metavar="USER", help="the caller's user id")
     query.add_argument("--outcome", choices=OUTCOMES, help="the decision's outcome")
     query.add_argument("--action", metavar="NAME", help="the action name (resume, os-stop, lock, ...)")
     query.add_argument("--lock", metavar="LOCK_ID",
-                       help="a lock that was in force for the request or blocked it")
+                       help="a lock: the call that placed it, those it was in force for or blocked, "
+                            "and the one that lifted it")
     query.add_argument("--since", metavar="TIME", help="records at or after TIME (RFC 3339 or a date)")
     query.add_argument("--until", metavar="TIME", help="records before TIME (RFC 3339 or a date)")
     query.add_argument("--limit", metavar="N", help="only the N most recent matches")
@@ -126,13 +132,13 @@ def _verify(files: list[str], partial: bool) -> int:
 
 
 def _query(args: argparse.Namespace) -> int:
-    given = {key: getattr(args, key) for key in ("instance", "subject", "outcome", "action", "lock",
-                                                 "since", "until", "limit")
-             if getattr(args, key) is not None}
+    given = {key: getattr(args, key) for key in FILTER_KEYS if getattr(args, key, None) is not None}
     try:
         filters = filters_from_mapping(given)
     except ValueError as exc:
-        print(f"statelock audit query: --{exc}", file=sys.stderr)
+        # NOTE: the filter's name is its option's without the dashes ("decision_id" is --decision-id).
+        print(f"statelock audit query: --{str(exc).replace('decision_id:', 'decision-id:', 1)}",
+              file=sys.stderr)
         return 2
     try:
         records = query_records(args.files, filters)
@@ -140,10 +146,25 @@ def _query(args: argparse.Namespace) -> int:
         print(f"statelock audit query: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
         return 2
     if args.format == "json":
-        json.dump(records, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(format_table(records))
+        encoder = json.JSONEncoder(indent=2, ensure_ascii=False)
+        return write_stdout([*encoder.iterencode(records), "\n"])
+    return write_stdout(format_table(records).splitlines(keepends=True))
+
+
+def write_stdout(chunks: Iterable[str]) -> int:
+    """Write ``chunks`` to stdout; 0, also when the reader went away (``... | head -1``).
+
+    A closed pipe is not an error of the command: it ends quietly, with stdout pointed
+    at /dev/null so that the interpreter's last flush has nowhere to fail.
+    """
+    try:
+        for chunk in chunks:
+            sys.stdout.write(chunk)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
     return 0
 
 

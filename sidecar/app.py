@@ -90,7 +90,9 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
             app[SHIPPER] = shipper
             on_written = shipper.submit_all
         audit = JsonlAuditLog(cfg.audit.path, cfg.audit.flush_window_ms, cfg.audit.fsync,
-                              max_bytes=cfg.audit.max_bytes, on_written=on_written)
+                              max_bytes=cfg.audit.max_bytes, on_written=on_written,
+                              checkpoint_interval_s=cfg.audit.checkpoint_interval_s,
+                              signing_key=cfg.audit.signing_key)
         await store.open()
         stack.push_async_callback(store.close)
         await engine.start()

@@ -175,6 +175,14 @@ class AuditConfig:
     redact_paths: tuple[str, ...] = _help(
         "Extra JSON Pointers to mask in records (e.g. /input/action/params/name); secrets such "
         "as adminPass and tokens are always masked.", default=())
+    checkpoint_interval_s: float = _help(
+        "Seconds between signed checkpoints of the chain's head (written to <path>-checkpoints only "
+        "when records were added since the last one, and at shutdown); they show records cut off "
+        "the log's end.", default=60.0)
+    signing_key: str | None = _help(
+        "Ed25519 private key (PEM) that signs checkpoints; made with mode 0600 on first start if "
+        "absent, refused if group or others may read it. Default: <path>-signing.key beside the log; "
+        "better a path the log's readers can't reach.", default=None)
     shipping: ShippingConfig = _help("Shipping to an OPA-compatible decision-log service.",
                                      default_factory=lambda: ShippingConfig())
 
@@ -381,6 +389,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("audit.shipping: max_spool_bytes, max_batch_records and timeout_s must be positive")
     if cfg.audit.flush_window_ms < 0:
         raise ConfigError("audit.flush_window_ms: must be zero or positive")
+    if not cfg.audit.checkpoint_interval_s > 0:
+        raise ConfigError("audit.checkpoint_interval_s: must be positive (seconds between checkpoints, e.g. 60)")
+    if cfg.audit.signing_key is not None and not cfg.audit.signing_key.strip():
+        raise ConfigError("audit.signing_key: empty; give a file path, or leave the key out for "
+                          "<audit.path>-signing.key")
     lim = cfg.limits
     for key in ("max_body_bytes", "max_json_depth", "max_header_line_bytes", "max_header_bytes",
                 "max_header_count", "max_concurrent_requests", "header_timeout_s", "request_timeout_s"):

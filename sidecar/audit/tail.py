@@ -23,6 +23,7 @@ from typing import Any
 
 from sidecar.audit.checkpoint import head
 from sidecar.audit.files import line_number, lines_from_end
+from sidecar.audit.record import chain_hash
 from sidecar.audit.verify import Chain, ChainBreak, chain_fields, check_link, parse_line
 
 TAIL_RECORDS = 1000
@@ -81,10 +82,16 @@ def check_tail(files: Sequence[Path], checkpoint: Mapping[str, Any] | None,
         return _broken(how, None, 0, lines[0], lines[0].seq,
                        f"the log's oldest record is seq {lines[0].seq}, after checkpoint {number}'s seq {seq}: "
                        "older files are missing")
-    record = parse_line(lines[0].raw, 0)
-    if record.get("hash") != digest:
+    try:
+        record = parse_line(lines[0].raw, 0)
+        _, prev_hash, own = chain_fields(record, 0)
+    except ChainBreak as exc:
+        return _broken(how, None, 0, lines[0], seq, exc.reason)
+    if own != digest:
         return _broken(how, None, 0, lines[0], seq,
                        f"record {seq} does not have the hash checkpoint {number} signed: the log was rewritten")
+    if chain_hash(prev_hash, record) != own:
+        return _broken(how, None, 0, lines[0], seq, "hash mismatch: the record was changed after it was written")
     chain = Chain(digest, seq)
     return _verify(lines[1:], chain, how, first=seq)
 

@@ -9,7 +9,8 @@ that can't be written is held in memory instead (and lost only if the process en
 twice) and picks up the batches an earlier run left; ``acknowledged`` removes one.
 
 The spool is bounded by ``max_bytes`` (compressed): a batch that does not fit is
-dropped, and ``on_drop(records, why)`` is told. Not thread-safe beyond this: ``persist`` may run in a
+dropped, and ``on_drop(records, why)`` is told. Files are created 0640 whatever the
+umask (they hold the records, as the decision log does). Not thread-safe beyond this: ``persist`` may run in a
 worker thread while the event loop reads ``batches``; everything else runs in the loop.
 """
 
@@ -26,6 +27,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from sidecar.audit.files import FILE_MODE, fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ class Spool:
         Raises OSError if the directory can't be used, or is in use by another shipper.
         """
         self.directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(self.directory / ".lock", os.O_RDWR | os.O_CREAT, FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -172,7 +175,7 @@ class Spool:
 
     def _write_file(self, path: Path, body: bytes) -> None:
         tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as fh:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE), "wb") as fh:
             fh.write(body)
             fh.flush()
             if self._fsync:
@@ -187,12 +190,3 @@ def read_batch(batch: SpooledBatch) -> bytes:
     if batch.path is None:
         raise FileNotFoundError("no spool file")
     return batch.path.read_bytes()
-
-
-def fsync_dir(directory: Path) -> None:
-    """fsync a directory, so that renames and new files in it survive a crash."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

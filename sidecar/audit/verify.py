@@ -170,12 +170,12 @@ def _check(chain: Chain, record: dict[str, Any], lineno: int, seq: int, prev_has
             raise ChainBreak(lineno, seq, f"seq {seq} after seq {chain.prev_seq}: records out of order{hint}")
         if seq > expected and chain.prev_seq == 0:
             raise ChainBreak(lineno, seq, f"the chain starts at seq {seq}, not 1: earlier records or files "
-                                       "are missing (give every file, oldest first)")
+                                          "are missing (give every file, oldest first)")
         if seq > expected:
             missing = seq - expected
             raise ChainBreak(lineno, seq, f"seq {seq} after seq {chain.prev_seq}: {missing} record"
-                                       f"{'s' if missing > 1 else ''} missing here (deleted or moved, or a "
-                                       f"rotated file left out){hint}")
+                                          f"{'s' if missing > 1 else ''} missing here (deleted or moved, or a "
+                                          f"rotated file left out){hint}")
     if chain.prev_hash is not None and prev_hash != chain.prev_hash:
         raise ChainBreak(lineno, seq, "prev_hash is not the previous record's hash: a record was inserted, "
-                                   f"replaced or moved{hint}")
+                                      f"replaced or moved{hint}")

@@ -177,7 +177,7 @@ def _verify(args: argparse.Namespace) -> int:
         try:
             public = load_public(key)
         except AuditError as exc:
-            return _usage(exc.message)
+            return _usage(f"{exc.message} (give --public-key FILE, or --no-checkpoints)")
     result = verify_files(args.files, from_genesis=not args.partial, want=covered_seqs(lines))
     status = _print_chain(result)
     if public is None:

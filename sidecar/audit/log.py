@@ -40,7 +40,6 @@ file (``chain_state()`` says so).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -82,6 +81,9 @@ class AuditLog(Protocol):
     async def append(self, record: dict[str, Any], durable: bool = True) -> None:
         """Add a record; with durable=True return once it is on disk. AuditError on failure."""
 
+    def chain_state(self) -> dict[str, Any]:
+        """The state of the hash chain, for ``/health`` (see ``JsonlAuditLog.chain_state``)."""
+
 
 __all__ = ["AuditLog", "JsonlAuditLog", "log_files", "rotated_files", "rotated_name", "summarise"]
 
@@ -120,6 +122,7 @@ class JsonlAuditLog:
         self._checkpoints: CheckpointFile | None = None
         self._checkpointed_seq = 0
         self._checkpoint_at = 0.0
+        self._timer: asyncio.TimerHandle | None = None
         self._head_file = self._path.name
         self._tail = TailCheck("not open", None, 0)
         self._pending: list[_Pending] = []
@@ -240,26 +243,32 @@ class JsonlAuditLog:
     async def _writer(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self._wakeup.is_set():
-                due = self._checkpoint_at - loop.time() if self._needs_checkpoint() else None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), None if due is None else max(0.0, due))
-            if self._wakeup.is_set():
-                if self._window and not self._closing:
-                    await asyncio.sleep(self._window)
-                self._wakeup.clear()
-                await self._flush()
+            await self._wakeup.wait()
+            if self._window and self._pending and not self._closing:
+                await asyncio.sleep(self._window)
+            self._wakeup.clear()
+            await self._flush()
             if self._needs_checkpoint() and loop.time() >= self._checkpoint_at:
                 await self._checkpoint()
+            self._arm_checkpoint_timer(loop)
             if self._closing and not self._pending:
                 return
 
     def _needs_checkpoint(self) -> bool:
         return self._checkpoints is not None and self._seq != self._checkpointed_seq
 
+    def _arm_checkpoint_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Wake the writer when the next checkpoint is due, once records wait for one."""
+        if self._timer is None and self._needs_checkpoint() and not self._closing:
+            # NOTE: one timer per interval, not a timeout per wait: the hot path stays a bare Event.wait.
+            self._timer = loop.call_at(self._checkpoint_at, self._wakeup.set)
+
     async def _checkpoint(self) -> None:
         """Sign the chain's head into the checkpoint file, if records came since the last one."""
         checkpoints = self._checkpoints
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if checkpoints is None or not self._needs_checkpoint():
             return
         seq, digest = self._seq, self._prev

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sidecar.audit import signing
 from sidecar.audit.checkpoint import CheckpointFile, head
 from sidecar.audit.files import (
     checkpoints_path,
@@ -26,6 +25,7 @@ from sidecar.audit.files import (
     rotated_files,
 )
 from sidecar.audit.record import GENESIS
+from sidecar.audit.signing import load_or_create
 from sidecar.audit.tail import TailCheck, check_tail
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def pick_up(path: Path, key_path: Path, fsync: bool) -> Pickup:
         if last is not None:
             break
     prev_hash, seq = (str(last["hash"]), int(last["seq"])) if last else (GENESIS, 0)
-    checkpoints = CheckpointFile(checkpoints_path(path), signing.load_or_create(key_path), fsync)
+    checkpoints = CheckpointFile(checkpoints_path(path), load_or_create(key_path), fsync)
     checkpoints.open()
     prior = checkpoints.last
     tail = check_tail(log_files(path), prior if checkpoints.last_signature_ok else None)

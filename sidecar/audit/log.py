@@ -42,7 +42,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -57,7 +57,7 @@ from sidecar.audit.files import (
     rotated_name,
 )
 from sidecar.audit.pickup import chain_state, pick_up
-from sidecar.audit.record import GENESIS, chained_line
+from sidecar.audit.record import GENESIS, chained_line, summarise
 from sidecar.audit.tail import TailCheck
 from sidecar.audit.writer_lock import WriterLock
 from sidecar.errors import AuditError
@@ -123,6 +123,7 @@ class JsonlAuditLog:
         self._checkpointed_seq = 0
         self._checkpoint_at = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._checkpoint_due = False
         self._head_file = self._path.name
         self._tail = TailCheck("not open", None, 0)
         self._pending: list[_Pending] = []
@@ -248,7 +249,7 @@ class JsonlAuditLog:
                 await asyncio.sleep(self._window)
             self._wakeup.clear()
             await self._flush()
-            if self._needs_checkpoint() and loop.time() >= self._checkpoint_at:
+            if self._needs_checkpoint() and (self._checkpoint_due or loop.time() >= self._checkpoint_at):
                 await self._checkpoint()
             self._arm_checkpoint_timer(loop)
             if self._closing and not self._pending:
@@ -261,7 +262,12 @@ class JsonlAuditLog:
         """Wake the writer when the next checkpoint is due, once records wait for one."""
         if self._timer is None and self._needs_checkpoint() and not self._closing:
             # NOTE: one timer per interval, not a timeout per wait: the hot path stays a bare Event.wait.
-            self._timer = loop.call_at(self._checkpoint_at, self._wakeup.set)
+            self._timer = loop.call_at(self._checkpoint_at, self._checkpoint_timer_fired)
+
+    def _checkpoint_timer_fired(self) -> None:
+        # NOTE: call_at may run a hair before its time; the flag, not the clock, says it is due.
+        self._timer, self._checkpoint_due = None, True
+        self._wakeup.set()
 
     async def _checkpoint(self) -> None:
         """Sign the chain's head into the checkpoint file, if records came since the last one."""
@@ -269,6 +275,7 @@ class JsonlAuditLog:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        self._checkpoint_due = False
         if checkpoints is None or not self._needs_checkpoint():
             return
         seq, digest = self._seq, self._prev
@@ -387,10 +394,3 @@ class JsonlAuditLog:
             except OSError as exc:
                 log.error("decision log %s could not be rotated (writing on): %s", self._path, exc)
 
-
-def summarise(record: Mapping[str, Any]) -> str:
-    """One line for logs: decision id, outcome, action, instance."""
-    st = record.get("statelock", {})
-    inp = record.get("input", {})
-    return (f"{record.get('decision_id')} {st.get('outcome')} "
-            f"{inp.get('action', {}).get('name')} {inp.get('target', {}).get('instance_id')}")

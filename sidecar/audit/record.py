@@ -169,3 +169,11 @@ def make_completion(
                              "reconciled": reconciled}
     return {"type": COMPLETION, "decision_id": decision_id, "timestamp": now_rfc3339_ns(),
             "statelock": statelock}
+
+
+def summarise(record: Mapping[str, Any]) -> str:
+    """One line for logs: decision id, outcome, action, instance."""
+    st = record.get("statelock", {})
+    inp = record.get("input", {})
+    return (f"{record.get('decision_id')} {st.get('outcome')} "
+            f"{inp.get('action', {}).get('name')} {inp.get('target', {}).get('instance_id')}")

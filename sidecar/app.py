@@ -111,7 +111,9 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
             app[keys.SHIPPER] = shipper
         audit = JsonlAuditLog(cfg.audit.path, cfg.audit.flush_window_ms, cfg.audit.fsync,
                               max_bytes=cfg.audit.max_bytes,
-                              on_written=shipper.submit_all if shipper else None)
+                              on_written=shipper.submit_all if shipper else None,
+                              checkpoint_interval_s=cfg.audit.checkpoint_interval_s,
+                              signing_key=cfg.audit.signing_key)
         await store.open()
         stack.push_async_callback(store.close)
         await engine.start()

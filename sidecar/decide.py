@@ -10,8 +10,7 @@ denial is recorded with what would have happened and the caller acts anyway.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Sequence
 
 from sidecar.errors import SidecarError
 from sidecar.policy.decision import Decision
@@ -28,7 +27,7 @@ class Decider:
         self.recorder = recorder
 
     async def decide(self, ctx: Ctx, policy_input: PolicyInput, *, enforce: bool = True,
-                     extra: Mapping[str, Any] | None = None) -> Decision:
+                     placed: Sequence[str] = (), lifted: Sequence[str] = ()) -> Decision:
         """The recorded decision for ``policy_input``; Denied (enforced), PolicyError or AuditError."""
         t = time.perf_counter()
         try:
@@ -39,7 +38,7 @@ class Decider:
         t = ctx.lap("timer_policy_eval_ns", t)
         acting = decision.allow or not enforce
         await self.recorder.decision(ctx, policy_input, decision, acting=acting,
-                                     dry_run=not enforce, extra=extra)
+                                     dry_run=not enforce, placed=placed, lifted=lifted)
         ctx.lap("timer_audit_ns", t)
         if not acting:
             raise decision.denial(policy_input.target.instance_id or None

@@ -33,7 +33,7 @@ from sidecar.locks.model import Lock, new_lock_id, rfc3339
 from sidecar.locks.store import LockStore
 from sidecar.policy.input import ActionInput, PolicyInput, Target
 from sidecar.recorder import Ctx, Recorder
-from sidecar.vocab import ActionKind, LockKind, LockScope, LockSource
+from sidecar.vocab import ActionKind, LockKind, LockScope, LockSource, LockState
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,7 @@ class LockService:
         kind: ActionKind = "lock" if name in ("lock", "suspend_lock") else "unlock"
         policy_input = PolicyInput(subject, ActionInput(name, kind, ctx.method, ctx.path, params),
                                    target).with_locks(locks, now)
-        extra: dict[str, Any] = {}
-        if placed:
-            extra["locks_placed"] = list(placed)
-        if lifted:
-            extra["locks_lifted"] = list(lifted)
-        await self.decider.decide(ctx, policy_input, extra=extra)
+        await self.decider.decide(ctx, policy_input, placed=placed, lifted=lifted)
 
     # -- Nova's lock and unlock actions --------------------------------------------------------
 
@@ -94,7 +89,8 @@ class LockService:
             if mine:
                 return  # NOTE: Nova treats a re-lock by the same caller as a no-op.
             await self.store.add(Lock(id=lock_id, kind="state", scope="instance", target=instance_id,
-                                      reason=reason, owner=subject, created_at=now, source="nova"))
+                                      reason=reason, owner=subject, created_at=now, source="nova",
+                                      placed_decision_id=ctx.decision_id))
 
     async def nova_unlock(self, ctx: Ctx, subject: Subject, instance_id: str) -> None:
         """Nova's ``unlock`` action: lift every lock that makes the server show ``locked``, or none.
@@ -135,7 +131,8 @@ class LockService:
             existing = await self.store.effective_locks(info.instance_id or None, info.project_id,
                                                         info.host, now)
             lock = Lock(id=new_lock_id(), kind=kind, scope=scope, target=target, reason=reason,
-                        owner=subject, created_at=now, expires_at=expires_at, source="api")
+                        owner=subject, created_at=now, expires_at=expires_at, source="api",
+                        placed_decision_id=ctx.decision_id)
             await self._decide(ctx, subject, "lock", {"kind": kind, "scope": scope, "reason": reason},
                                info, existing, now, placed=[lock.id])
             await self.store.add(lock)
@@ -180,37 +177,55 @@ class LockService:
                                                         target.host, now)
             lock = Lock(id=new_lock_id(), kind=kind, scope="instance", target=instance_id,
                         reason=reason, owner=subject, created_at=now, state="pending",
-                        source=SUSPEND_SOURCE)
+                        source=SUSPEND_SOURCE, placed_decision_id=ctx.decision_id)
             await self._decide(ctx, subject, "suspend_lock",
                                {"kind": kind, "scope": "instance", "reason": reason}, target,
                                existing, now, placed=[lock.id])
             await self.store.add(lock)
             return await self._complete_suspend(lock)
 
-    async def _complete_suspend(self, lock: Lock) -> Lock:
+    async def _complete_suspend(self, lock: Lock, reconciled: bool = False) -> Lock:
+        """Suspend and boot-block the locked instance; the lock ends ``active`` or ``failed``.
+
+        Either way the completion of the decision that placed the lock says what the
+        backend answered (and whether this ran at start-up, ``reconciled``).
+        """
+        t = time.perf_counter()
         try:
-            await self._suspend_and_wait(lock.target)
+            status, result = await self._suspend_and_wait(lock.target)
             await self.ops.set_boot_block(lock.target, True, lock.reason, lock.id)
         except SidecarError as exc:
             note = f"suspend failed: {exc.message}"
             await self.store.set_state(lock.id, "failed", note)
             log.error("suspend-lock %s on %s: %s (the lock stays in force)", lock.id,
                       lock.target, note)
+            await self._complete(lock, exc.status, t, exc.code, "failed", reconciled)
             exc.message = f"The lock {lock.id} is in force, but {note}"
             raise
         await self.store.set_state(lock.id, "active", "suspended")
+        await self._complete(lock, status, t, None, "active", reconciled, result)
         return replace(lock, state="active", note="suspended")
 
-    async def _suspend_and_wait(self, instance_id: str) -> None:
+    async def _complete(self, lock: Lock, status: int, since: float, error_code: str | None,
+                        state: LockState, reconciled: bool, result: str | None = None) -> None:
+        if lock.placed_decision_id is None:
+            log.warning("suspend-lock %s has no decision on record to complete", lock.id)
+            return
+        await self.recorder.completion(lock.placed_decision_id, status, time.perf_counter() - since,
+                                       error_code, lock_ids=[lock.id], lock_state=state,
+                                       reconciled=reconciled, backend_result=result)
+
+    async def _suspend_and_wait(self, instance_id: str) -> tuple[int, str]:
+        """Suspend and wait for SUSPENDED: (the backend's status, what it did)."""
         status = await self.ops.status(instance_id)
         if status in _STOPPED:
-            return
-        await self.ops.power(instance_id, "suspend")
+            return 200, f"already {status}"
+        answered = await self.ops.power(instance_id, "suspend")
         deadline = time.monotonic() + self.suspend_timeout_s
         while True:
             status = await self.ops.status(instance_id)
             if status == "SUSPENDED":
-                return
+                return answered, "suspended"
             if status == "ERROR":
                 raise UpstreamError(f"instance {instance_id} went to ERROR while suspending")
             if time.monotonic() > deadline:
@@ -231,10 +246,22 @@ class LockService:
                                lifted=[lk.id for lk in lifting])
             await self.store.lift([lk.id for lk in lifting], subject, ctx.decision_id, now)
             remaining = [lk for lk in existing if lk not in lifting]
-            if not any(lk.kind in ("boot", "state") for lk in remaining):
-                await self.ops.set_boot_block(instance_id, False, None)
-            if await self.ops.status(instance_id) == "SUSPENDED":
-                await self.ops.power(instance_id, "resume")
+            t = time.perf_counter()
+            ids = [lk.id for lk in lifting]
+            try:
+                if not any(lk.kind in ("boot", "state") for lk in remaining):
+                    await self.ops.set_boot_block(instance_id, False, None)
+                status = await self.ops.status(instance_id)
+                answered, result = 200, f"not resumed: {status}"
+                if status == "SUSPENDED":
+                    answered, result = await self.ops.power(instance_id, "resume"), "resumed"
+            except SidecarError as exc:
+                await self.recorder.completion(ctx.decision_id, exc.status, time.perf_counter() - t,
+                                               exc.code, lock_ids=ids, lock_state="lifted")
+                exc.message = f"The suspend-locks {', '.join(ids)} are lifted, but {exc.message}"
+                raise
+            await self.recorder.completion(ctx.decision_id, answered, time.perf_counter() - t,
+                                           lock_ids=ids, lock_state="lifted", backend_result=result)
             return [await self._as_lifted(lk) for lk in lifting]
 
     async def _as_lifted(self, lock: Lock) -> Lock:
@@ -248,7 +275,7 @@ class LockService:
             log.warning("reconciling pending suspend-lock %s on %s", lock.id, lock.target)
             try:
                 async with self.guard.exclusive(lock.target):
-                    await self._complete_suspend(lock)
+                    await self._complete_suspend(lock, reconciled=True)
             except SidecarError as exc:
                 log.error("pending suspend-lock %s not completed: %s", lock.id, exc.message)
         return len(pending)

@@ -238,16 +238,16 @@ class Pipeline:
             if ctx is not None:
                 # NOTE: in dry-run a denied request is dispatched, and a hypervisor's own boot block
                 # (XAPI blocked_operations, the libvirt hook) still refuses it: the record says so.
-                extra = {"refused_by": "hypervisor"} if exc.code == "operation_blocked" else None
-                await self.s.recorder.completion(ctx, exc.status, time.perf_counter() - t, exc.code,
-                                                 extra)
+                refused_by = "hypervisor" if exc.code == "operation_blocked" else None
+                await self.s.recorder.completion(ctx.decision_id, exc.status, time.perf_counter() - t,
+                                                 exc.code, refused_by=refused_by)
             raise
         seconds.observe(time.perf_counter() - t)
         headers = list(resp.headers)
         if ctx is not None:
             if ctx.recorded:
                 headers.append((DECISION_HEADER, ctx.decision_id))
-            await self.s.recorder.completion(ctx, resp.status, time.perf_counter() - t, None)
+            await self.s.recorder.completion(ctx.decision_id, resp.status, time.perf_counter() - t)
         return Reply(resp.status, headers, stream=resp)
 
 

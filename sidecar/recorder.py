@@ -21,12 +21,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from sidecar import __version__
 from sidecar.audit.log import AuditLog
-from sidecar.audit.record import make_record, new_decision_id
+from sidecar.audit.record import make_completion, make_record, new_decision_id
 from sidecar.classify import Action
 from sidecar.errors import AuditError, SidecarError
 from sidecar.faults import version_headers
@@ -108,8 +107,10 @@ class Recorder:
         self._req_ids = itertools.count(1)
 
     def _record(self, ctx: Ctx, input_doc: Mapping[str, Any], decision: Decision | None,
-                outcome: Outcome, status: int, error: SidecarError | None = None) -> dict[str, Any]:
+                outcome: Outcome, status: int, error: SidecarError | None = None,
+                placed: Sequence[str] = (), lifted: Sequence[str] = ()) -> dict[str, Any]:
         record = make_record(
+            locks_placed=placed, locks_lifted=lifted,
             decision_id=ctx.decision_id, req_id=next(self._req_ids), input_doc=input_doc,
             result=dict(decision.result) if decision else None,
             revision=decision.revision if decision else self._revision(), outcome=outcome,
@@ -135,21 +136,20 @@ class Recorder:
         ctx.recorded = True
 
     async def decision(self, ctx: Ctx, policy_input: PolicyInput, decision: Decision, *,
-                       acting: bool, dry_run: bool = False,
-                       extra: Mapping[str, Any] | None = None) -> None:
-        """Record a decision (``extra`` goes under ``statelock``).
+                       acting: bool, dry_run: bool = False, placed: Sequence[str] = (),
+                       lifted: Sequence[str] = ()) -> None:
+        """Record a decision (naming the locks it would place or lift, for a lock operation).
 
         Raises AuditError when the record can't be written, the request would act
         (``acting``), and ``audit.on_failure`` is ``deny``.
         """
         outcome: Outcome = "allow" if decision.allow else "deny"
         record = self._record(ctx, policy_input.as_dict(), decision, outcome,
-                              status=0 if decision.allow else decision.status)
+                              status=0 if decision.allow else decision.status, placed=placed,
+                              lifted=lifted)
         if dry_run and not decision.allow:
             record["statelock"]["would_have"] = {"status": decision.status,
                                                  "reasons": list(decision.reasons)}
-        if extra:
-            record["statelock"].update(extra)
         self.metrics.decisions.labels(outcome, policy_input.action.name).inc()
         try:
             await self._write(ctx, record)
@@ -179,16 +179,15 @@ class Recorder:
         except AuditError:
             log.error("refusal %s could not be recorded", ctx.decision_id)
 
-    async def completion(self, ctx: Ctx, status: int, latency_s: float, error_code: str | None,
-                         extra: Mapping[str, Any] | None = None) -> None:
-        """Add what the backend answered to the record of an allowed request."""
-        record: dict[str, Any] = {
-            "type": "completion",
-            "decision_id": ctx.decision_id,
-            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
-            "statelock": {"upstream": {"status": status, "latency_ms": round(latency_s * 1e3, 3)},
-                          "error_code": error_code, **(extra or {})},
-        }
+    async def completion(self, decision_id: str, status: int, latency_s: float,
+                         error_code: str | None = None, **lock: Any) -> None:
+        """Add what the backend answered to the record of decision ``decision_id``.
+
+        ``lock`` passes ``make_completion``'s lock fields (``lock_ids``, ``lock_state``,
+        ``reconciled``, ``backend_result``, ``refused_by``) for a lock operation.
+        """
+        record = make_completion(decision_id=decision_id, status=status, latency_s=latency_s,
+                                 error_code=error_code, **lock)
         # NOTE: the decision itself is already durable; a failure here is only counted.
         try:
             await self.audit.append(record, durable=False)

@@ -1,10 +1,16 @@
-"""Query: the decision records of a log that match a set of filters.
+"""Query: the decision records of a log that match a set of filters, or one by its id.
 
 Pure apart from reading the files given. Only decision records are returned; a
 ``"type": "completion"`` record is not, but what it carries (the upstream status and
-latency of a forwarded request) is attached to its decision as ``statelock.upstream``.
+latency of a forwarded request) is attached to its decision as ``statelock.upstream``
+(and what became of a lock operation's locks as ``statelock.lock_outcome``).
 The same filters serve ``statelock audit query`` and ``GET /statelock/v1/decisions``
-(``filters_from_mapping`` validates query parameters for both).
+(``filters_from_mapping`` validates query parameters for both); ``find_decision``
+serves ``GET /statelock/v1/decisions/{id}``.
+
+A decision id filter matches an id exactly, or, given at least ``MIN_ID_PREFIX``
+characters, every id that starts with it (a UUID's first 8 characters are already
+unique in practice; ``find_decision`` refuses a prefix that names two decisions).
 """
 
 from __future__ import annotations
@@ -16,18 +22,21 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sidecar.audit.record import is_completion
 
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("allow", "deny", "error")
-FILTER_KEYS = ("instance", "subject", "outcome", "action", "lock", "since", "until", "limit")
+FILTER_KEYS = ("decision_id", "instance", "subject", "outcome", "action", "lock", "since", "until",
+               "limit")
+MIN_ID_PREFIX = 8
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2}))?")
 _SERVERS = re.compile(r"/servers/([^/?]+)")
+_PLAIN_ID = re.compile(r"[\w.:-]+", re.ASCII)
 
 
 def parse_time(value: str, name: str = "time") -> datetime:
@@ -54,6 +63,7 @@ class QueryFilters:
     record. ``limit`` keeps the most recent matches (still oldest first).
     """
 
+    decision_id: str | None = None
     instance: str | None = None
     subject: str | None = None
     outcome: str | None = None
@@ -74,11 +84,15 @@ class QueryFilters:
             raise ValueError("since: must be earlier than until")
         if self.limit is not None and self.limit < 1:
             raise ValueError("limit: must be a positive number")
+        if self.decision_id is not None and not self.decision_id.strip():
+            raise ValueError("decision_id: empty value (leave the filter out to match anything)")
 
     def matches(self, record: Mapping[str, Any]) -> bool:
         """True if a decision record passes every filter."""
         inp = _obj(record.get("input"))
         st = _obj(record.get("statelock"))
+        if self.decision_id is not None and not id_matches(self.decision_id, record.get("decision_id")):
+            return False
         if self.outcome is not None and st.get("outcome") != self.outcome:
             return False
         if self.subject is not None and _obj(inp.get("subject")).get("user_id") != self.subject:
@@ -122,7 +136,7 @@ def filters_from_mapping(query_params: Mapping[str, str]) -> QueryFilters:
             raise ValueError(f"limit: {values['limit']!r} is not a positive number")
         limit = int(values["limit"])
     return QueryFilters(
-        instance=values.get("instance"), subject=values.get("subject"),
+        decision_id=values.get("decision_id"), instance=values.get("instance"), subject=values.get("subject"),
         outcome=values.get("outcome"), action=values.get("action"), lock=values.get("lock"),
         since=parse_time(values["since"], "since") if "since" in values else None,
         until=parse_time(values["until"], "until") if "until" in values else None,
@@ -142,13 +156,13 @@ def query_records(paths: Sequence[str | Path], filters: QueryFilters) -> list[di
     for record in _read_records(paths):
         decision_id = record.get("decision_id")
         if is_completion(record):
-            upstream = _upstream(record)
-            if not isinstance(decision_id, str) or upstream is None:
+            added = _completion_fields(record)
+            if not isinstance(decision_id, str) or added is None:
                 continue
             if decision_id in by_id:
-                _attach(by_id[decision_id], upstream)
+                _attach(by_id[decision_id], added)
             else:
-                early[decision_id] = upstream
+                early[decision_id] = added
         elif filters.matches(record):
             matched.append(record)
             if isinstance(decision_id, str):
@@ -158,6 +172,60 @@ def query_records(paths: Sequence[str | Path], filters: QueryFilters) -> list[di
     if filters.limit is not None:
         return matched[-filters.limit:]
     return matched
+
+
+class FoundDecision(NamedTuple):
+    """A decision record as written, and the completion records that name it (oldest first)."""
+
+    decision: dict[str, Any]
+    completions: tuple[dict[str, Any], ...]
+
+    @property
+    def completion(self) -> dict[str, Any] | None:
+        """The latest completion, None if the decision has none (denied, or never forwarded)."""
+        return self.completions[-1] if self.completions else None
+
+
+def id_matches(wanted: str, decision_id: Any) -> bool:
+    """True if ``decision_id`` is ``wanted``, or starts with it and ``wanted`` is long enough."""
+    if not isinstance(decision_id, str):
+        return False
+    return decision_id == wanted or (len(wanted) >= MIN_ID_PREFIX and decision_id.startswith(wanted))
+
+
+def find_decision(paths: Sequence[str | Path], decision_id: str) -> FoundDecision | None:
+    """The decision whose id is ``decision_id`` (or starts with it, see the module docstring).
+
+    The decision is returned exactly as written (with ``seq`` and ``hash``, so it can
+    be checked against the chain); completions are those whose ``decision_id`` is the
+    decision's. None if no decision has that id. Raises ValueError for an empty id, or
+    a prefix that matches more than one decision (the message lists some of them), and
+    OSError if a file can't be read.
+    """
+    wanted = decision_id.strip()
+    if not wanted:
+        raise ValueError("decision_id: empty value")
+    # NOTE: an id of plain characters appears verbatim in its line, so other lines need no parse.
+    needle = wanted.encode() if _PLAIN_ID.fullmatch(wanted) else b""
+    decisions: dict[str, dict[str, Any]] = {}
+    completions: dict[str, list[dict[str, Any]]] = {}
+    for record in _read_records(paths, needle):
+        rid = record.get("decision_id")
+        if not id_matches(wanted, rid):
+            continue
+        assert isinstance(rid, str)
+        if is_completion(record):
+            completions.setdefault(rid, []).append(record)
+        else:
+            decisions.setdefault(rid, record)
+    if len(decisions) > 1:
+        some = ", ".join(sorted(decisions)[:3])
+        raise ValueError(f"decision_id: {wanted!r} matches {len(decisions)} decisions ({some}"
+                         f"{', ...' if len(decisions) > 3 else ''}); give more characters")
+    if not decisions:
+        return None
+    [(rid, record)] = decisions.items()
+    return FoundDecision(record, tuple(completions.get(rid, ())))
 
 
 def record_time(record: Mapping[str, Any]) -> datetime | None:
@@ -187,18 +255,28 @@ def record_instance(record: Mapping[str, Any]) -> str | None:
 
 
 def record_lock_ids(record: Mapping[str, Any]) -> set[str]:
-    """The lock ids a record names: those in its input's locks and its result's lock_ids."""
+    """The lock ids a decision record names.
+
+    Those in force for the request (its input's ``locks``), those that blocked it (its
+    result's ``lock_ids``), and those it placed or lifted (``statelock.locks_placed``
+    and ``statelock.locks_lifted``, written by lock, suspend-lock and unlock calls): so
+    a lock's id finds the record that created it as well as every one it touched.
+    """
     ids = {str(lk["id"]) for lk in _list(_obj(record.get("input")).get("locks"))
            if isinstance(lk, dict) and "id" in lk}
     ids.update(str(i) for i in _list(_obj(record.get("result")).get("lock_ids")))
+    st = _obj(record.get("statelock"))
+    for key in ("locks_placed", "locks_lifted"):
+        ids.update(str(i) for i in _list(st.get(key)))
     return ids
 
 
-def _read_records(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
+def _read_records(paths: Iterable[str | Path], needle: bytes = b"") -> Iterator[dict[str, Any]]:
+    """The JSON objects in ``paths``; with ``needle``, only lines holding it are parsed."""
     for path in paths:
         with Path(path).open("rb") as fh:
             for lineno, raw in enumerate(fh, start=1):
-                if not raw.strip():
+                if not raw.strip() or needle not in raw:
                     continue
                 try:
                     record = json.loads(raw)
@@ -209,7 +287,8 @@ def _read_records(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
                     yield record
 
 
-def _upstream(completion: Mapping[str, Any]) -> dict[str, Any] | None:
+def _completion_fields(completion: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What a completion adds to its decision: ``upstream`` (and ``lock_outcome``); None if nothing."""
     st = _obj(completion.get("statelock"))
     upstream = st.get("upstream")
     if not isinstance(upstream, dict):
@@ -217,15 +296,18 @@ def _upstream(completion: Mapping[str, Any]) -> dict[str, Any] | None:
     out = dict(upstream)
     if st.get("error_code"):
         out["error_code"] = st["error_code"]
-    return out
+    added: dict[str, Any] = {"upstream": out}
+    if isinstance(st.get("lock"), dict):
+        added["lock_outcome"] = dict(st["lock"])
+    return added
 
 
-def _attach(record: dict[str, Any], upstream: dict[str, Any]) -> None:
+def _attach(record: dict[str, Any], added: dict[str, Any]) -> None:
     st = record.get("statelock")
     if isinstance(st, dict):
-        st["upstream"] = upstream
+        st.update(added)
     else:
-        record["statelock"] = {"upstream": upstream}
+        record["statelock"] = dict(added)
 
 
 def _obj(value: Any) -> Mapping[str, Any]:

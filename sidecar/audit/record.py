@@ -1,10 +1,17 @@
-"""Decision records: their shape and their hashing.
+"""The records of the decision log: their shape and their hashing.
 
-A record follows OPA's decision-log event (``decision_id``, ``path``, ``input``,
-``result``, ``bundles``, ``timestamp``, ``metrics``, ``labels``, ``requested_by``,
-``req_id``) and adds Statelock's own fields under ``statelock``. Each record also
-carries ``prev_hash`` and ``hash`` so that edits, deletions and reorderings can be
-detected (see ``sidecar.audit.verify``).
+Two kinds of record go into the log, and both are built here:
+
+* a **decision** (``make_record``) follows OPA's decision-log event (``decision_id``,
+  ``path``, ``input``, ``result``, ``bundles``, ``timestamp``, ``metrics``, ``labels``,
+  ``requested_by``, ``req_id``) and adds Statelock's own fields under ``statelock``;
+* a **completion** (``make_completion``, ``"type": "completion"``) carries what the
+  backend answered for an allowed decision, and for a lock operation what became of
+  its locks.
+
+The log adds ``seq``, ``prev_hash`` and ``hash`` to each, so that edits, deletions and
+reorderings can be detected (see ``sidecar.audit.verify``). Checkpoints are not log
+records: they go to a file of their own (``sidecar.audit.checkpoint``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sidecar.audit.redact import redact
+from sidecar.vocab import LockState
 
 GENESIS = "0" * 64
 COMPLETION = "completion"
@@ -78,6 +86,8 @@ def make_record(
     labels: Mapping[str, str] | None = None,
     decision_path: str = "statelock/authz/decision",
     redact_paths: Sequence[str] = (),
+    locks_placed: Sequence[str] = (),
+    locks_lifted: Sequence[str] = (),
 ) -> dict[str, Any]:
     """One decision record (OPA decision-log event fields plus ``statelock``).
 
@@ -86,6 +96,9 @@ def make_record(
     named like passwords and tokens, plus the ``/input/...`` JSON Pointers in
     ``redact_paths``) are masked in the record, never in the caller's document; the
     pointers masked are listed in ``masked``, as OPA's mask policy does.
+    ``locks_placed`` and ``locks_lifted`` (the ids of the locks a lock, suspend-lock or
+    unlock call creates or lifts) go to ``statelock.locks_placed`` / ``locks_lifted``
+    when not empty: that is how ``audit query --lock`` finds the record that created a lock.
     """
     masked_input, masked = redact(dict(input_doc), redact_paths)
     record: dict[str, Any] = {
@@ -111,4 +124,60 @@ def make_record(
     if error_code is not None:
         record["error"] = {"code": error_code, "message": error_message or ""}
         record["statelock"]["error_code"] = error_code
+    if locks_placed:
+        record["statelock"]["locks_placed"] = [str(i) for i in locks_placed]
+    if locks_lifted:
+        record["statelock"]["locks_lifted"] = [str(i) for i in locks_lifted]
     return record
+
+
+def make_completion(
+    *,
+    decision_id: str,
+    status: int,
+    latency_s: float,
+    error_code: str | None = None,
+    backend_result: str | None = None,
+    lock_ids: Sequence[str] = (),
+    lock_state: LockState | None = None,
+    reconciled: bool = False,
+    refused_by: str | None = None,
+) -> dict[str, Any]:
+    """The completion record of decision ``decision_id``: what the backend answered.
+
+    ``status`` is the backend's HTTP status (Nova's 202; for a driver, the status its
+    result maps to; 0 if no answer came), ``latency_s`` how long it took, ``error_code``
+    the ``SidecarError`` code when the call failed. ``backend_result`` is a driver's own
+    word for what it did (``suspended``), kept as ``statelock.upstream.result``.
+
+    A lock operation adds its locks: ``lock_ids`` and ``lock_state`` (``active`` once a
+    suspend-lock's suspend is done, ``failed`` if it could not be done, ``lifted``
+    after an unlock) go to ``statelock.lock``, with ``reconciled: true`` when the
+    outcome was settled after a restart by reconciliation rather than by the call.
+    ``refused_by: "hypervisor"`` marks a call the hypervisor's own boot block refused.
+    Shape::
+
+        {"type": "completion", "decision_id": ..., "timestamp": ...,
+         "statelock": {"upstream": {"status": 202, "latency_ms": 12.5},
+                       "error_code": null,
+                       "lock": {"ids": ["lk-1"], "state": "active", "reconciled": false}}}
+    """
+    upstream: dict[str, Any] = {"status": status, "latency_ms": round(latency_s * 1e3, 3)}
+    if backend_result is not None:
+        upstream["result"] = backend_result
+    statelock: dict[str, Any] = {"upstream": upstream, "error_code": error_code}
+    if refused_by is not None:
+        statelock["refused_by"] = refused_by
+    if lock_ids or lock_state is not None or reconciled:
+        statelock["lock"] = {"ids": [str(i) for i in lock_ids], "state": lock_state,
+                             "reconciled": reconciled}
+    return {"type": COMPLETION, "decision_id": decision_id, "timestamp": now_rfc3339_ns(),
+            "statelock": statelock}
+
+
+def summarise(record: Mapping[str, Any]) -> str:
+    """One line for logs: decision id, outcome, action, instance."""
+    st = record.get("statelock", {})
+    inp = record.get("input", {})
+    return (f"{record.get('decision_id')} {st.get('outcome')} "
+            f"{inp.get('action', {}).get('name')} {inp.get('target', {}).get('instance_id')}")

@@ -4,8 +4,8 @@
 waits on the collector). A background task cuts the queue into batches (at most
 ``max_batch_records`` records and ``max_batch_bytes`` of uncompressed JSON; a batch
 is cut when full or ``linger_s`` after its first record) and spools each batch to
-``spool_dir`` as the exact body it will send: a gzip JSON array, in a file named
-``<seq>-<records>.json.gz``, written to a temporary name, fsynced and renamed.
+``spool_dir`` as the exact body it will send (``sidecar.audit.spool``: a gzip JSON
+array in a file of its own, written to a temporary name, fsynced and renamed).
 
 Batches are sent one at a time, oldest first, as OPA's upload API expects: ``POST
 <url>`` with ``Content-Type: application/json`` and ``Content-Encoding: gzip``. A 2xx
@@ -28,38 +28,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import gzip
 import json
 import logging
-import os
 import random
-import re
 import threading
 import time
-from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from sidecar.audit.spool import Spool, SpooledBatch, read_batch
+
 log = logging.getLogger(__name__)
 
-_SPOOL_NAME = re.compile(r"(\d{12})-(\d+)\.json\.gz")
 _DROP_LOG_INTERVAL_S = 1.0
-
-
-@dataclass
-class _Batch:
-    """A spooled batch: its file (None if only held in memory), and what it holds."""
-
-    seq: int
-    records: int
-    size: int
-    path: Path | None
-    body: bytes | None = None
 
 
 class DecisionShipper:
@@ -88,8 +72,6 @@ class DecisionShipper:
         self.url = url
         self.spool_dir = Path(spool_dir)
         self._max_records = max_batch_records
-        self._max_bytes = max_batch_bytes
-        self._max_spool = max_spool_bytes
         self._max_pending = max_pending
         self._linger = linger_s
         self._backoff_min = backoff_min_s
@@ -97,20 +79,16 @@ class DecisionShipper:
         self._timeout = timeout_s
         self._headers = {**(headers or {}), "Content-Type": "application/json",
                          "Content-Encoding": "gzip"}
-        self._fsync = fsync
         self._pending: list[Mapping[str, Any]] = []
         self._first_pending_at = 0.0
-        self._batches: deque[_Batch] = deque()
-        self._spool_bytes = 0
-        self._next_seq = 1
-        self._persist_lock = threading.Lock()
-        self._state_lock = threading.Lock()
+        self._drop_lock = threading.Lock()
+        self._spool = Spool(spool_dir, max_bytes=max_spool_bytes, max_batch_records=max_batch_records,
+                            max_batch_bytes=max_batch_bytes, fsync=fsync, on_drop=self._drop)
         self._wakeup = asyncio.Event()
         self._session: aiohttp.ClientSession | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._closed = False
-        self._lock_fd: int | None = None
         self._random = random.Random()
         self._unlogged_drops = 0
         self._last_drop_log = 0.0
@@ -118,7 +96,6 @@ class DecisionShipper:
         self.shipped = 0
         self.retried = 0
         self.dropped = 0
-        self.spooled = 0
 
     # -- public ---------------------------------------------------------------------------
 
@@ -128,7 +105,7 @@ class DecisionShipper:
         Raises OSError if the spool directory can't be used, or is in use by another
         shipper (two shippers on one spool would send its batches twice).
         """
-        await asyncio.to_thread(self._load_spool)
+        await asyncio.to_thread(self._spool.open)
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
         self._task = asyncio.create_task(self._run(), name="statelock-decision-shipper")
 
@@ -173,30 +150,33 @@ class DecisionShipper:
                 log.exception("decision shipper ended with an error")
         if self._pending:
             records, self._pending = self._pending, []
-            await asyncio.to_thread(self._persist, self._encode_now(records))
+            await asyncio.to_thread(self._spool.persist, self._encode_now(records))
         if self._session is not None:
             await self._session.close()
             self._session = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
+        self._spool.close()
         self._closed = True
-        with self._state_lock:
+        with self._drop_lock:
             self._log_drops(force=True)
-        if self._batches:
+        if self._spool.batches:
             log.info("decision shipper closed with %d records in %d batches left in %s",
-                     self.backlog_records, len(self._batches), self.spool_dir)
+                     self.backlog_records, len(self._spool.batches), self.spool_dir)
+
+    @property
+    def spooled(self) -> int:
+        """Records written to the spool (held in memory when the disk refused them)."""
+        return self._spool.spooled
 
     @property
     def backlog_records(self) -> int:
         """Records spooled but not yet acknowledged."""
-        return sum(b.records for b in list(self._batches))
+        return self._spool.backlog_records
 
     def stats(self) -> dict[str, int]:
         """The counts, plus what is waiting (for metrics and health)."""
         return {"shipped": self.shipped, "retried": self.retried, "dropped": self.dropped,
                 "spooled": self.spooled, "queued": len(self._pending),
-                "backlog_records": self.backlog_records, "spool_bytes": self._spool_bytes}
+                "backlog_records": self.backlog_records, "spool_bytes": self._spool.bytes}
 
     # -- the loop -------------------------------------------------------------------------
 
@@ -218,18 +198,19 @@ class DecisionShipper:
                                   or time.monotonic() - self._first_pending_at >= self._linger):
                 await self._spool_pending()
             now = time.monotonic()
-            if self._batches and now >= next_send:
-                if await self._send(self._batches[0]):
+            batches = self._spool.batches
+            if batches and now >= next_send:
+                if await self._send(batches[0]):
                     attempt, next_send = 0, 0.0
                 else:
                     attempt += 1
                     self.retried += 1
                     next_send = time.monotonic() + self._backoff(attempt)
                 continue
-            if self._stopping and not self._pending and not self._batches:
+            if self._stopping and not self._pending and not batches:
                 return
             waits = []
-            if self._batches:
+            if batches:
                 waits.append(next_send - now)
             if self._pending:
                 waits.append(self._first_pending_at + self._linger - now)
@@ -241,15 +222,15 @@ class DecisionShipper:
         ceiling = min(self._backoff_max, self._backoff_min * 2 ** min(attempt - 1, 30))
         return self._random.uniform(ceiling / 2, ceiling)
 
-    async def _send(self, batch: _Batch) -> bool:
+    async def _send(self, batch: SpooledBatch) -> bool:
         """POST one batch; True if it is done with (acknowledged, or unreadable and dropped)."""
         assert self._session is not None
         try:
-            body = batch.body if batch.body is not None else await asyncio.to_thread(_read, batch.path)
+            body = batch.body if batch.body is not None else await asyncio.to_thread(read_batch, batch)
         except OSError as exc:
             log.error("decision log batch %s can't be read (%s); its %d records are dropped",
                       batch.path, exc, batch.records)
-            self._forget(batch)
+            self._spool.forget(batch)
             self._drop(batch.records, "its spool file can't be read")
             return True
         try:
@@ -257,7 +238,8 @@ class DecisionShipper:
                 if 200 <= resp.status < 300:
                     # NOTE: no await between the answer and the removal, so a batch that was
                     # acknowledged is never sent again (a cancel can't fall in between).
-                    self._acknowledged(batch)
+                    self._spool.acknowledged(batch)
+                    self.shipped += batch.records
                     return True
                 detail = (await resp.text(errors="replace"))[:200]
                 log.warning("decision log upload of batch %d (%d records) answered %d %s; will retry",
@@ -266,24 +248,6 @@ class DecisionShipper:
             log.warning("decision log upload of batch %d (%d records) failed: %s; will retry",
                         batch.seq, batch.records, exc or type(exc).__name__)
         return False
-
-    def _acknowledged(self, batch: _Batch) -> None:
-        if batch.path is not None:
-            try:
-                os.unlink(batch.path)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.error("shipped decision log batch %s can't be removed (%s): a restart will "
-                          "send it again", batch.path, exc)
-        self._forget(batch)
-        self.shipped += batch.records
-
-    def _forget(self, batch: _Batch) -> None:
-        if self._batches and self._batches[0] is batch:
-            self._batches.popleft()
-        with self._state_lock:
-            self._spool_bytes -= batch.size
 
     # -- spooling -------------------------------------------------------------------------
 
@@ -298,7 +262,7 @@ class DecisionShipper:
         except asyncio.CancelledError:
             self._pending[:0] = records
             raise
-        await asyncio.to_thread(self._persist, encoded)
+        await asyncio.to_thread(self._spool.persist, encoded)
 
     def _encode_now(self, records: list[Mapping[str, Any]]) -> list[bytes]:
         out: list[bytes] = []
@@ -311,92 +275,10 @@ class DecisionShipper:
                 self._drop(1, "it can't be encoded as JSON")
         return out
 
-    def _groups(self, encoded: list[bytes]) -> list[list[bytes]]:
-        groups: list[list[bytes]] = []
-        current: list[bytes] = []
-        size = 2
-        for item in encoded:
-            if current and (len(current) >= self._max_records or size + len(item) + 1 > self._max_bytes):
-                groups.append(current)
-                current, size = [], 2
-            current.append(item)
-            size += len(item) + 1
-        if current:
-            groups.append(current)
-        return groups
-
-    def _persist(self, encoded: list[bytes]) -> None:
-        """Spool encoded records as batches (runs in a thread, one at a time).
-
-        It does its own bookkeeping, so a cancel of the task that awaits it loses nothing.
-        """
-        with self._persist_lock:
-            wrote = False
-            for group in self._groups(encoded):
-                body = gzip.compress(b"[" + b",".join(group) + b"]", compresslevel=6)
-                if self._spool_bytes + len(body) > self._max_spool:
-                    self._drop(len(group), f"the spool is full ({self._spool_bytes} of "
-                                           f"{self._max_spool} bytes)")
-                    continue
-                seq, self._next_seq = self._next_seq, self._next_seq + 1
-                path: Path | None = self.spool_dir / f"{seq:012d}-{len(group)}.json.gz"
-                kept: bytes | None = None
-                try:
-                    assert path is not None
-                    self._write_file(path, body)
-                    wrote = True
-                except OSError as exc:
-                    log.error("decision log batch %d can't be spooled to disk (%s); holding it in memory",
-                              seq, exc)
-                    path, kept = None, body
-                with self._state_lock:
-                    self._spool_bytes += len(body)
-                    self.spooled += len(group)
-                self._batches.append(_Batch(seq, len(group), len(body), path, kept))
-            if wrote and self._fsync:
-                with contextlib.suppress(OSError):
-                    _fsync_dir(self.spool_dir)
-
-    def _write_file(self, path: Path, body: bytes) -> None:
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as fh:
-            fh.write(body)
-            fh.flush()
-            if self._fsync:
-                os.fsync(fh.fileno())
-        os.rename(tmp, path)
-
-    def _load_spool(self) -> None:
-        self.spool_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.spool_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            os.close(fd)
-            raise OSError(f"decision log spool {self.spool_dir} is in use by another shipper") from None
-        self._lock_fd = fd
-        found: list[_Batch] = []
-        for entry in self.spool_dir.iterdir():
-            if entry.name.endswith(".tmp"):
-                entry.unlink()  # NOTE: a batch whose write never finished; its records were never counted as spooled.
-                continue
-            m = _SPOOL_NAME.fullmatch(entry.name)
-            if m is None:
-                continue
-            found.append(_Batch(int(m.group(1)), int(m.group(2)), entry.stat().st_size, entry))
-        found.sort(key=lambda b: b.seq)
-        with self._persist_lock, self._state_lock:
-            self._batches.extend(found)
-            self._spool_bytes += sum(b.size for b in found)
-            self._next_seq = max([self._next_seq, *(b.seq + 1 for b in found)])
-        if found:
-            log.info("decision shipper: %d records in %d batches from an earlier run are in %s",
-                     sum(b.records for b in found), len(found), self.spool_dir)
-
     # -- drops ----------------------------------------------------------------------------
 
     def _drop(self, count: int, why: str) -> None:
-        with self._state_lock:
+        with self._drop_lock:
             self.dropped += count
             self._unlogged_drops += count
             self._last_why = why
@@ -411,16 +293,3 @@ class DecisionShipper:
             self._unlogged_drops = 0
             self._last_drop_log = now
 
-
-def _read(path: Path | None) -> bytes:
-    if path is None:
-        raise FileNotFoundError("no spool file")
-    return path.read_bytes()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -29,7 +29,7 @@ examples:
   statelock suspend-lock 8f0c... --reason "billing: invoice 881 overdue"
   statelock policy test                   # opa test on the bundle
   statelock policy eval --input input.json --explain
-  statelock audit verify /var/log/statelock/decisions.jsonl*
+  statelock audit verify /var/log/statelock/decisions.jsonl.* /var/log/statelock/decisions.jsonl
   statelock audit query decisions.jsonl --instance 8f0c... --outcome deny
 """
 

@@ -163,6 +163,14 @@ class AuditConfig:
     redact_paths: tuple[str, ...] = _help(
         "Extra JSON Pointers to mask in records (e.g. /input/action/params/name); secrets such "
         "as adminPass and tokens are always masked.", default=())
+    checkpoint_interval_s: float = _help(
+        "Seconds between signed checkpoints of the chain's head (written to <path>-checkpoints only "
+        "when records were added since the last one, and at shutdown); they show records cut off "
+        "the log's end.", default=60.0)
+    signing_key: str | None = _help(
+        "Ed25519 private key (PEM) that signs checkpoints; made with mode 0600 on first start if "
+        "absent, refused if group or others may read it. Default: <path>-signing.key beside the log; "
+        "better a path the log's readers can't reach.", default=None)
     shipping: ShippingConfig = _help("Shipping to an OPA-compatible decision-log service.",
                                      default_factory=lambda: ShippingConfig())
 

@@ -90,6 +90,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError("audit.shipping: max_spool_bytes, max_batch_records and timeout_s must be positive")
     if cfg.audit.flush_window_ms < 0:
         raise ConfigError("audit.flush_window_ms: must be zero or positive")
+    if not cfg.audit.checkpoint_interval_s > 0:
+        raise ConfigError("audit.checkpoint_interval_s: must be positive (seconds between checkpoints, e.g. 60)")
+    if cfg.audit.signing_key is not None and not cfg.audit.signing_key.strip():
+        raise ConfigError("audit.signing_key: empty; give a file path, or leave the key out for "
+                          "<audit.path>-signing.key")
     lim = cfg.limits
     for key in ("max_body_bytes", "max_json_depth", "max_header_line_bytes", "max_header_bytes",
                 "max_header_count", "max_concurrent_requests", "header_timeout_s", "request_timeout_s"):

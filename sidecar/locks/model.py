@@ -39,7 +39,8 @@ class Lock:
     ``state`` is ``active`` for an ordinary lock, ``pending`` while a suspend-lock's
     suspend is under way, ``failed`` when it did not complete (the lock still applies),
     ``lifted`` once it was lifted: the row stays as history, with who lifted it
-    (``lifted_by``: user and project, no roles), when, and the decision that did.
+    (``lifted_by``: user and project, no roles), when, and the decision that did;
+    ``placed_decision_id`` is the decision that placed it (None for rows older than that).
     ``source`` says how it was placed: ``nova`` (Nova's lock action), ``api``, ``suspend-lock``.
     """
 
@@ -57,6 +58,7 @@ class Lock:
     lifted_at: datetime | None = None
     lifted_by: Subject | None = None
     lifted_decision_id: str | None = None
+    placed_decision_id: str | None = None
 
     @property
     def lifted(self) -> bool:
@@ -104,7 +106,8 @@ class Lock:
                    lifted_at=rfc3339(self.lifted_at),
                    lifted_by=None if self.lifted_by is None else {
                        "user_id": self.lifted_by.user_id, "project_id": self.lifted_by.project_id},
-                   lifted_decision_id=self.lifted_decision_id)
+                   lifted_decision_id=self.lifted_decision_id,
+                   placed_decision_id=self.placed_decision_id)
         return out
 
 

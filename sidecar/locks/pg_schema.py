@@ -117,6 +117,7 @@ _GENERATION_AND_GUARD = """
 _EXTRAS: tuple[str, ...] = (
     _GENERATION_AND_GUARD.replace("{locks_changed}", _locks_changed()),
     _locks_changed(_SKIP_HISTORY),
+    "",  # NOTE: 3, placed_decision_id, needs nothing beyond the table change
 )
 MIGRATIONS: tuple[str, ...] = tuple(table + extra for table, extra in
                                     zip(table_migrations(POSTGRES), _EXTRAS, strict=True))

@@ -24,6 +24,7 @@ COLUMNS: tuple[str, ...] = (
     "id", "kind", "scope", "target", "reason", "owner_user_id", "owner_project_id", "owner_roles",
     "created_at", "expires_at", "state", "source", "note",
     "lifted_at", "lifted_by_user_id", "lifted_by_project_id", "lifted_decision_id",
+    "placed_decision_id",
 )
 _COLUMN_LIST = ", ".join(COLUMNS)
 _ORDER = " ORDER BY created_at, id"
@@ -86,6 +87,10 @@ def table_migrations(d: Dialect) -> tuple[str, ...]:
         DROP INDEX locks_scoped;
         CREATE INDEX locks_scoped ON locks (scope) WHERE {_SCOPED} AND {_NOT_LIFTED};
         """,
+        # 3: the decision that placed a lock (rows already here have none on record).
+        """
+        ALTER TABLE locks ADD COLUMN placed_decision_id text;
+        """,
     )
 
 
@@ -134,7 +139,8 @@ class LockSql:
                 self._time(lock.created_at), self._time(lock.expires_at), lock.state, lock.source,
                 lock.note, self._time(lock.lifted_at),
                 None if lock.lifted_by is None else lock.lifted_by.user_id,
-                None if lock.lifted_by is None else lock.lifted_by.project_id, lock.lifted_decision_id)
+                None if lock.lifted_by is None else lock.lifted_by.project_id, lock.lifted_decision_id,
+                lock.placed_decision_id)
 
     def lock(self, row: Sequence[Any]) -> Lock:
         """The Lock of a row fetched in ``COLUMNS`` order; LockStoreError for an unknown state."""
@@ -154,7 +160,7 @@ class LockSql:
             state=state, source=source, note=row[12],
             lifted_at=None if row[13] is None else d.decode_time(row[13]),
             lifted_by=None if row[14] is None else Subject(row[14], row[15], ()),
-            lifted_decision_id=row[16],
+            lifted_decision_id=row[16], placed_decision_id=row[17],
         )
 
     def member(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:

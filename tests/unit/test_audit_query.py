@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sidecar.audit.query import QueryFilters, filters_from_mapping, parse_time, query_records
-from sidecar.audit.record import make_record
+from sidecar.audit.query import (
+    QueryFilters,
+    filters_from_mapping,
+    find_decision,
+    parse_time,
+    query_records,
+    record_lock_ids,
+)
+from sidecar.audit.record import make_completion, make_record
 from sidecar.cli.audit import add_audit_commands, run_audit_command
+from tests.support.paths import ROOT
 
 
 def _decision(decision_id: str, at: str, user: str, outcome: str, action: str, instance: str | None,
@@ -218,3 +228,145 @@ def test_bad_outcome_is_a_usage_error(log_paths: list[Path]) -> None:
     with pytest.raises(SystemExit) as exc:
         _run(["audit", "query", str(log_paths[0]), "--outcome", "maybe"])
     assert exc.value.code == 2
+
+
+# -- look-up by id, and the lock a call placed or lifted ---------------------------------------
+
+PLACED = "3f2a9c1e-5b7d-4c1a-9e0f-000000000001"
+LIFTED = "3f2a9c1e-5b7d-4c1a-9e0f-000000000002"
+BLOCKED = "7b1d0e42-8a3c-4f6e-b1d2-000000000003"
+
+
+def _lock_call(decision_id: str, at: str, action: str, placed: tuple[str, ...] = (),
+               lifted: tuple[str, ...] = ()) -> dict[str, Any]:
+    record = make_record(
+        decision_id=decision_id, req_id=1,
+        input_doc={"subject": {"user_id": "billing-svc"}, "action": {"name": action},
+                   "target": {"instance_id": "vm-7"}, "locks": []},
+        result={"allow": True, "status": 200, "reasons": [], "lock_ids": []}, revision="r1",
+        outcome="allow", enforced=True, method="POST", path="/statelock/v1/instances/vm-7/suspend-lock",
+        status=0, requested_by="10.0.0.1", locks_placed=placed, locks_lifted=lifted)
+    record["timestamp"] = at
+    return record
+
+
+LOG_IDS = [
+    _lock_call(PLACED, "2026-11-27T01:00:00.000000Z", "suspend_lock", placed=("lk-9",)),
+    make_completion(decision_id=PLACED, status=202, latency_s=0.0125, lock_ids=("lk-9",),
+                    lock_state="active"),
+    _decision(BLOCKED, "2026-11-27T02:00:00.000000Z", "alice", "deny", "resume", "vm-7",
+              locks=("lk-9",), lock_ids=("lk-9",), status=409),
+    _lock_call(LIFTED, "2026-11-27T03:00:00.000000Z", "unlock_resume", lifted=("lk-9",)),
+    make_completion(decision_id=LIFTED, status=202, latency_s=0.02, lock_ids=("lk-9",),
+                    lock_state="lifted"),
+]
+
+
+@pytest.fixture
+def id_log(tmp_path: Path) -> Path:
+    path = tmp_path / "ids.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in LOG_IDS))
+    return path
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ({"decision_id": PLACED}, [PLACED]),
+    ({"decision_id": BLOCKED}, [BLOCKED]),
+    ({"decision_id": "7b1d0e42"}, [BLOCKED]),
+    ({"decision_id": "7b1d0e42-8a3c"}, [BLOCKED]),
+    ({"decision_id": "3f2a9c1e"}, [PLACED, LIFTED]),
+    ({"decision_id": "3f2a9c1"}, []),
+    ({"decision_id": "7b1d0e42-0000"}, []),
+    ({"decision_id": PLACED, "outcome": "deny"}, []),
+    ({"lock": "lk-9"}, [PLACED, BLOCKED, LIFTED]),
+    ({"lock": "lk-9", "action": "suspend_lock"}, [PLACED]),
+    ({"lock": "lk-9", "action": "unlock_resume"}, [LIFTED]),
+])
+def test_decision_id_and_lock_filters(id_log: Path, params: dict[str, str], expected: list[str]) -> None:
+    assert _ids(query_records([id_log], filters_from_mapping(params))) == expected
+
+
+def test_a_short_id_matches_only_exactly(log_paths: list[Path]) -> None:
+    assert _ids(query_records(log_paths, filters_from_mapping({"decision_id": "d1"}))) == ["d1"]
+
+
+def test_record_lock_ids_include_the_locks_placed_and_lifted() -> None:
+    placed, _, blocked, lifted, _ = LOG_IDS
+    assert record_lock_ids(placed) == {"lk-9"}
+    assert record_lock_ids(lifted) == {"lk-9"}
+    assert record_lock_ids(blocked) == {"lk-9"}
+    assert record_lock_ids(_decision("x", "2026-11-27T00:00:00Z", "a", "allow", "resume", "vm-1")) == set()
+
+
+def test_a_lock_operation_completion_is_attached_as_its_lock_outcome(id_log: Path) -> None:
+    placed, _, lifted = query_records([id_log], filters_from_mapping({"lock": "lk-9"}))
+    assert placed["statelock"]["upstream"] == {"status": 202, "latency_ms": 12.5}
+    assert placed["statelock"]["lock_outcome"] == {"ids": ["lk-9"], "state": "active", "reconciled": False}
+    assert lifted["statelock"]["lock_outcome"]["state"] == "lifted"
+
+
+@pytest.mark.parametrize("wanted", [PLACED, f" {PLACED} "])
+def test_find_decision_returns_the_record_as_written_and_its_completion(id_log: Path, wanted: str) -> None:
+    found = find_decision([id_log], wanted)
+    assert found is not None
+    assert found.decision == LOG_IDS[0]
+    assert found.completions == (LOG_IDS[1],)
+    assert found.completion == LOG_IDS[1]
+
+
+def test_find_decision_without_a_completion(id_log: Path) -> None:
+    found = find_decision([id_log], "7b1d0e42")
+    assert found is not None
+    assert found.decision["decision_id"] == BLOCKED
+    assert found.completions == () and found.completion is None
+
+
+@pytest.mark.parametrize("wanted", ["00000000-0000-4000-8000-000000000000", "3f2a9c1", "7b1d"])
+def test_find_decision_of_an_unknown_id_is_none(id_log: Path, wanted: str) -> None:
+    assert find_decision([id_log], wanted) is None
+
+
+@pytest.mark.parametrize(("wanted", "message"), [
+    ("3f2a9c1e", f"'3f2a9c1e' matches 2 decisions \\({PLACED}, {LIFTED}\\); give more characters"),
+    ("  ", "decision_id: empty value"),
+])
+def test_find_decision_refuses_an_ambiguous_or_empty_id(id_log: Path, wanted: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        find_decision([id_log], wanted)
+
+
+def test_find_decision_reads_every_file_given(log_paths: list[Path]) -> None:
+    found = find_decision(log_paths, "d4")
+    assert found is not None and found.completion is not None
+    assert found.completion["statelock"]["upstream"]["status"] == 500
+    with pytest.raises(OSError):
+        find_decision([*log_paths, log_paths[0].with_name("missing.jsonl")], "d4")
+
+
+def test_query_command_by_decision_id(id_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["audit", "query", str(id_log), "--decision-id", "7b1d0e42", "--format", "json"]) == 0
+    assert _ids(json.loads(capsys.readouterr().out)) == [BLOCKED]
+    assert _run(["audit", "query", str(id_log), "--lock", "lk-9"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[1] for line in out.splitlines()[1:]] == [PLACED, BLOCKED, LIFTED]
+
+
+def test_query_command_rejects_an_empty_decision_id(id_log: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["audit", "query", str(id_log), "--decision-id", " "]) == 2
+    assert "--decision-id: empty value" in capsys.readouterr().err
+
+
+def test_query_output_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    path = tmp_path / "big.jsonl"
+    # NOTE: far more than a pipe holds, so the write meets the closed pipe.
+    path.write_text("".join(
+        json.dumps(_decision(f"id-{n:06d}", "2026-11-25T01:00:00Z", "alice", "allow", "resume",
+                             f"vm-{n}")) + "\n" for n in range(600)))
+    proc = subprocess.Popen([sys.executable, "-m", "sidecar", "audit", "query", str(path), "--format", "json"],
+                            cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"[\n"
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=30) == 0, err
+    assert err == ""

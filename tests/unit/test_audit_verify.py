@@ -8,46 +8,18 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from sidecar.audit.log import JsonlAuditLog, log_files, rotated_files
-from sidecar.audit.record import GENESIS, chain_hash, make_record, new_decision_id
+from sidecar.audit.record import GENESIS
 from sidecar.audit.verify import verify_files
 from sidecar.cli.audit import add_audit_commands, run_audit_command
 from sidecar.errors import AuditError
-
-
-def _record(i: int) -> dict[str, Any]:
-    return make_record(
-        decision_id=new_decision_id(), req_id=i,
-        input_doc={"subject": {"user_id": "alice", "project_id": "demo", "roles": ["member"]},
-                   "action": {"name": "resume", "kind": "state_change", "params": {}},
-                   "target": {"instance_id": f"vm-{i}", "project_id": "demo", "host": None},
-                   "locks": []},
-        result={"allow": True, "status": 200, "reasons": [], "lock_ids": []},
-        revision="rev-1", outcome="allow", enforced=True, method="POST",
-        path=f"/v2.1/servers/vm-{i}/action", status=0, requested_by="10.0.0.1")
-
-
-async def _write_log(path: Path, count: int, max_bytes: int = 0, start: int = 1) -> JsonlAuditLog:
-    log = JsonlAuditLog(str(path), flush_window_ms=0, fsync=False, max_bytes=max_bytes)
-    await log.open()
-    for i in range(start, start + count):
-        await log.append(_record(i), durable=True)
-    await log.close()
-    return log
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text().splitlines(keepends=True)
-
-
-def _rehash(line: str) -> str:
-    record = json.loads(line)
-    record["hash"] = chain_hash(record["prev_hash"], record)
-    return json.dumps(record) + "\n"
+from tests.unit.audit_logs import decision as _record
+from tests.unit.audit_logs import lines as _lines
+from tests.unit.audit_logs import rehash as _rehash
+from tests.unit.audit_logs import write_log as _write_log
 
 
 def _edit(lines: list[str]) -> list[str]:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from sidecar import __version__
 from sidecar.cli_audit import add_audit_commands, run_audit_command
+from sidecar.cli_hypervisor import add_hypervisor_commands, run_hypervisor_command
 from sidecar.cli_locks import add_lock_commands, run_lock_command
 from sidecar.cli_migrate import run_migrate_command
 from sidecar.cli_policy import add_policy_commands, run_policy_command
@@ -63,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     add_lock_commands(sub)
     add_audit_commands(sub)
     add_policy_commands(sub)
+    add_hypervisor_commands(sub)
     return parser
 
 
@@ -115,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_policy_command(args)
         if args.command == "audit":
             return run_audit_command(args)
+        if args.command == "hypervisor":
+            return run_hypervisor_command(args)
         if args.command == "locks" and args.locks_command == "migrate":
             return run_migrate_command(args)
         if args.command in ("locks", "suspend-lock", "unlock-resume"):

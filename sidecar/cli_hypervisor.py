@@ -199,7 +199,7 @@ def _judge(args: argparse.Namespace, current: HookStatus, daemon: Daemon) -> boo
     try:
         import libvirt
 
-        from drivers.libvirt_hook.probe import probe, wait_until_called
+        from drivers.libvirt_hook.probe import SYSTEM_LOG_DIR, probe, wait_until_called
     except ImportError:
         raise HookError("the probe needs libvirt-python (pip install libvirt-python); "
                         "or pass --no-probe") from None
@@ -208,8 +208,9 @@ def _judge(args: argparse.Namespace, current: HookStatus, daemon: Daemon) -> boo
         conn = libvirt.open(args.uri)
     except libvirt.libvirtError as exc:
         raise HookError(f"cannot connect to {args.uri} to probe: {exc}; or pass --no-probe") from exc
+    log_dir = SYSTEM_LOG_DIR if args.uri == "qemu:///system" else None
     try:
-        result = wait_until_called(conn) if args.reload else probe(conn)
+        result = wait_until_called(conn, log_dir) if args.reload else probe(conn, log_dir)
     finally:
         conn.close()
     if result.called:

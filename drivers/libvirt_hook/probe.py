@@ -11,14 +11,18 @@ fails right after, before any QEMU process is created. Operators' own hooks see 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from drivers.libvirt_hook import verdict
 
 PROBE_PREFIX = "statelock-hook-probe-"
+SYSTEM_LOG_DIR = Path("/var/log/libvirt/qemu")
+"""Where a local ``qemu:///system`` writes each domain's log, the probe's included."""
 
 _PROBE_XML = """\
 <domain type='qemu'>
@@ -45,19 +49,29 @@ class ProbeResult:
     detail: str
 
 
-def probe(conn: Any) -> ProbeResult:
+def probe(conn: Any, log_dir: Path | None = None) -> ProbeResult:
     """Start the probe domain on ``conn`` (an open read-write ``libvirt.virConnect``).
 
     ``called`` is True only when the start failed with the hook's refusal naming this
     probe's lock id. A probe domain that did start (which it should not) is destroyed.
-    Raises ``libvirt.libvirtError`` only if that destroy fails.
+    libvirt opens a log for the probe domain: give ``log_dir`` (``SYSTEM_LOG_DIR`` for
+    a local ``qemu:///system``) to have it removed. Raises ``libvirt.libvirtError``
+    only if destroying a started probe fails.
     """
+    token = f"probe-{uuid.uuid4().hex[:12]}"
+    name = PROBE_PREFIX + token[6:]
+    try:
+        return _start(conn, name, token)
+    finally:
+        if log_dir is not None:
+            with contextlib.suppress(OSError):
+                (log_dir / f"{name}.log").unlink()
+
+
+def _start(conn: Any, name: str, token: str) -> ProbeResult:
     import libvirt
 
-    token = f"probe-{uuid.uuid4().hex[:12]}"
-    xml = _PROBE_XML.format(
-        name=PROBE_PREFIX + token[6:], namespace=verdict.STATELOCK_NS, lock_id=token
-    )
+    xml = _PROBE_XML.format(name=name, namespace=verdict.STATELOCK_NS, lock_id=token)
     try:
         dom = conn.createXML(xml, 0)
     except libvirt.libvirtError as exc:
@@ -70,11 +84,13 @@ def probe(conn: Any) -> ProbeResult:
     return ProbeResult(False, "a probe domain started: the hook was not called (it is destroyed)")
 
 
-def wait_until_called(conn: Any, timeout_s: float = 5.0) -> ProbeResult:
+def wait_until_called(
+    conn: Any, log_dir: Path | None = None, timeout_s: float = 5.0
+) -> ProbeResult:
     """Probe until the hook is called or ``timeout_s`` passes (a daemon reloads in a thread)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        result = probe(conn)
+        result = probe(conn, log_dir)
         if result.called or time.monotonic() >= deadline:
             return result
         time.sleep(0.1)

@@ -20,19 +20,21 @@ from typing import Any
 
 import libvirt
 import pytest
+import yaml
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from drivers import OperationBlocked, PowerState
 from drivers.libvirt import LibvirtDriver
 from sidecar.app import create_app
+from sidecar.cli import main
 from sidecar.config import config_from_mapping
 from sidecar.identity import Subject
 from sidecar.lockops import SUSPEND_SOURCE
 from sidecar.locks.model import Lock, new_lock_id
 from sidecar.locks.sqlite import SqliteLockStore
 from tests.support.libvirtd import OWNER, Guest, QemuHost, qemu_guest_fixture, qemu_host_fixture  # noqa: F401
-from tests.support.paths import POLICIES
+from tests.support.paths import POLICIES, ROOT
 
 pytestmark = pytest.mark.integration
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
@@ -105,19 +107,20 @@ async def test_the_hypervisor_refuses_a_blocked_guest_until_the_block_is_lifted(
 
 
 def _app_config(host: QemuHost, tmp_path: Path) -> Any:
-    return config_from_mapping({
-        "backend": {"kind": "driver", "driver": {"name": "libvirt", "uri": host.uri}},
-        "lockstore": {"url": f"sqlite:///{tmp_path}/locks.db"},
-        "policy": {"bundle": str(POLICIES)},
-        "audit": {"path": str(tmp_path / "decisions.jsonl")},
-    }, env={})
+    """config/libvirt-qemu-example.yaml, with its files in ``tmp_path``."""
+    raw = yaml.safe_load((ROOT / "config" / "libvirt-qemu-example.yaml").read_text())
+    assert raw["backend"]["driver"]["uri"] == host.uri
+    raw["lockstore"]["url"] = f"sqlite:///{tmp_path}/locks.db"
+    raw["audit"]["path"] = str(tmp_path / "decisions.jsonl")
+    raw["policy"]["bundle"] = str(POLICIES)
+    return config_from_mapping(raw, env={})
 
 
 @pytest.fixture
 async def statelock(
     aiohttp_client: AiohttpClient, qemu_host: QemuHost, tmp_path: Path
 ) -> AsyncIterator[TestClient[Any, Any]]:
-    """Statelock in driver mode on ``qemu:///system``."""
+    """Statelock in driver mode on ``qemu:///system``, as the example config sets it up."""
     yield await aiohttp_client(create_app(_app_config(qemu_host, tmp_path)))
     gc.collect()
 
@@ -186,3 +189,13 @@ async def test_a_pending_suspend_lock_is_finished_on_the_real_guest_at_start_up(
                                headers=OWNER_HEADERS)
     assert denied.status == 409
 
+
+
+def test_check_finds_the_hook_called_by_the_running_libvirtd(
+    qemu_host: QemuHost, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["hypervisor", "install-hook", "--check", "--uri", qemu_host.uri])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "hook:   /etc/libvirt/hooks/qemu.d/00-statelock: installed" in out
+    assert "called: yes (the hook refused a probe domain: blocked by Statelock lock probe-" in out

@@ -44,7 +44,7 @@ import libvirt
 import pytest
 
 from drivers.libvirt_hook import install as hook
-from drivers.libvirt_hook.probe import probe, wait_until_called
+from drivers.libvirt_hook.probe import SYSTEM_LOG_DIR, probe, wait_until_called
 from drivers.libvirt_hook.verdict import STATELOCK_NS
 from tests.support.paths import ROOT
 
@@ -143,12 +143,15 @@ def _connect(timeout_s: float = 30.0) -> Any:
             time.sleep(0.2)
 
 
-def _remove_guest(conn: Any, dom: Any) -> None:
+def _remove_guest(dom: Any) -> None:
+    """Destroy and undefine a test guest, with its managed-save image and its QEMU log."""
+    name = str(dom.name())
     with contextlib.suppress(libvirt.libvirtError):
         if dom.isActive():
             dom.destroy()
     with contextlib.suppress(libvirt.libvirtError):
         dom.undefineFlags(libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)
+    (SYSTEM_LOG_DIR / f"{name}.log").unlink(missing_ok=True)
 
 
 def _virt_type(conn: Any) -> str:
@@ -172,12 +175,12 @@ def _set_up(state: dict[str, Any]) -> None:
     try:
         for dom in conn.listAllDomains(0):
             if str(dom.name()).startswith(GUEST_PREFIX):
-                _remove_guest(conn, dom)  # left by a session that was killed
-        if not probe(conn).called:
+                _remove_guest(dom)  # left by a session that was killed
+        if not probe(conn, SYSTEM_LOG_DIR).called:
             daemon = hook.running_daemon()
             assert daemon is not None
             hook.reload_daemon(daemon)
-            result = wait_until_called(conn)
+            result = wait_until_called(conn, SYSTEM_LOG_DIR)
             if not result.called:
                 pytest.fail(f"libvirtd does not call Statelock's hook after a reload: {result.detail}")
     finally:
@@ -255,6 +258,6 @@ def qemu_guest_fixture(qemu_host: QemuHost) -> Iterator[Guest]:
             dom.create()
             yield Guest(str(dom.UUIDString()), name)
         finally:
-            _remove_guest(conn, dom)
+            _remove_guest(dom)
     finally:
         conn.close()

@@ -214,8 +214,13 @@ class Driver(abc.ABC):
         """Thaw a paused instance (PAUSED -> RUNNING)."""
 
     @abc.abstractmethod
-    async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None) -> None:
+    async def set_boot_block(
+        self, instance_id: str, blocked: bool, reason: str | None, *, lock_id: str | None = None
+    ) -> None:
         """Place (``blocked=True``) or lift a boot block; idempotent, any power state.
+
+        ``lock_id`` names the Statelock lock behind the block, where the hypervisor keeps it
+        (libvirt's record, read by the qemu hook); drivers that have nowhere for it ignore it.
 
         ``reason`` is stored with the block (``DEFAULT_BLOCK_REASON`` when ``None``)
         and returned in ``Instance.boot_block_reason`` and ``OperationBlocked.reason``.

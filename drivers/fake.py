@@ -155,7 +155,9 @@ class FakeDriver(Driver):
         """PAUSED -> RUNNING, unless boot-blocked."""
         self._transition(instance_id, Operation.UNPAUSE)
 
-    async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None) -> None:
+    async def set_boot_block(
+        self, instance_id: str, blocked: bool, reason: str | None, *, lock_id: str | None = None
+    ) -> None:
         """Store or clear the block; the fake refuses blocked operations itself."""
         self.calls.append(("block" if blocked else "unblock", instance_id.lower()))
         instance = self._lookup(instance_id)

@@ -8,7 +8,8 @@ before ``stop`` destroys it; default 60, 0 destroys at once).
 Suspend is Nova's: ``virDomainManagedSave``, so the domain is shut off with a
 managed-save image and the next ``virDomainCreate`` restores it. Instance ids are
 domain UUIDs; owners and boot blocks live in the domain metadata
-(see ``drivers._libvirt_metadata``).
+(see ``drivers._libvirt_metadata``), and a boot block is also written into the
+domain XML of the managed-save image, which is what a restore boots from.
 """
 
 from __future__ import annotations
@@ -17,20 +18,12 @@ import asyncio
 import contextlib
 import threading
 import uuid
-import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import libvirt
 
-from drivers import _config
-from drivers._libvirt_metadata import (
-    STATELOCK_NS,
-    STATELOCK_PREFIX,
-    DomainMetadata,
-    parse_domain_xml,
-    render_statelock,
-)
+from drivers import _config, _libvirt_bootblock
 from drivers._rules import Operation, check_transition
 from drivers.base import (
     DEFAULT_BLOCK_REASON,
@@ -41,8 +34,10 @@ from drivers.base import (
     Instance,
     InstanceNotFound,
     InvalidState,
+    OperationBlocked,
     PowerState,
 )
+from drivers.libvirt_hook.verdict import REFUSAL_PREFIX
 
 _CONFIG_KEYS = frozenset({"uri", "default_owner", "host", "shutdown_timeout"})
 _POLL_SECONDS = 0.5
@@ -78,16 +73,28 @@ def _valid_uuid(instance_id: str) -> str:
         ) from None
 
 
+def _hook_refusal(message: str) -> str | None:
+    """``blocked by Statelock lock ...: <reason>`` from a libvirt error, or None if not there.
+
+    libvirt's error for a failed hook ends with the hook's stderr.
+    """
+    _, found, tail = message.partition(REFUSAL_PREFIX)
+    lines = tail.splitlines()
+    return REFUSAL_PREFIX + (lines[0].rstrip() if lines else "") if found else None
+
+
 class LibvirtDriver(Driver):
     """Domains of one libvirt connection as Nova-style instances.
 
-    libvirt cannot refuse a start by itself: ``virsh start``, autostart or any other
-    client restores a managed save whatever the metadata says. So a boot block here
-    is a record (``<statelock:bootblock>``) that this driver honours, refusing start,
-    resume, unpause and hard reboot with ``OperationBlocked``; it also turns the
-    domain's autostart off while blocked (and back on when lifted). A qemu hook that
-    reads the record (``/etc/libvirt/hooks/qemu``, ``prepare``/``restore``) is what
-    makes the hypervisor itself refuse.
+    A boot block is a record (``<statelock:bootblock>``) that this driver honours,
+    refusing start, resume, unpause and hard reboot with ``OperationBlocked``; it
+    also turns the domain's autostart off while blocked (and back on when lifted).
+    libvirt itself does not read the record: ``virsh start`` or any other client
+    would restore a managed save whatever it says, unless Statelock's qemu hook is
+    installed on the host (``statelock hypervisor install-hook``, see
+    ``drivers.libvirt_hook``). With it, libvirt refuses ``prepare``/``restore``
+    of a blocked domain, and this driver reports such a refusal as
+    ``OperationBlocked`` too.
     """
 
     name = "libvirt"
@@ -158,6 +165,13 @@ class LibvirtDriver(Driver):
                 ) from exc
             if code == libvirt.VIR_ERR_OPERATION_INVALID:
                 raise InvalidState(message, instance_id=instance_id) from exc
+            refusal = _hook_refusal(message) if code == libvirt.VIR_ERR_HOOK_SCRIPT_FAILED else None
+            if refusal is not None:
+                raise OperationBlocked(
+                    f"instance {instance_id}: the hypervisor refused: {refusal}",
+                    instance_id=instance_id,
+                    reason=refusal.partition(": ")[2] or None,
+                ) from exc
             if code in _CONNECTION_CODES or domain in _CONNECTION_DOMAINS or not self._alive():
                 with self._lock:
                     self._forget_connection()
@@ -178,14 +192,6 @@ class LibvirtDriver(Driver):
         with self._translated(instance_id):
             return conn.lookupByUUIDString(domain_uuid)
 
-    def _metadata(self, dom: Any) -> DomainMetadata:
-        # NOTE: the persistent (inactive) definition is the one the next boot uses;
-        # for a transient domain libvirt returns the live one.
-        try:
-            return parse_domain_xml(str(dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)))
-        except ET.ParseError as exc:
-            raise DriverError(f"libvirt returned unreadable domain XML: {exc}") from exc
-
     def _power_state(self, dom: Any) -> PowerState:
         state = _STATES.get(int(dom.state()[0]), PowerState.NOSTATE)
         if state is PowerState.SHUTDOWN and not dom.isActive() and dom.hasManagedSaveImage(0):
@@ -193,7 +199,7 @@ class LibvirtDriver(Driver):
         return state
 
     def _instance(self, dom: Any) -> Instance:
-        metadata = self._metadata(dom)
+        metadata = _libvirt_bootblock.read_metadata(dom)
         owner = metadata.owner or self._default_owner
         return Instance(
             id=str(dom.UUIDString()).lower(),
@@ -341,44 +347,28 @@ class LibvirtDriver(Driver):
 
     # -- boot block --------------------------------------------------------------------
 
-    def _set_boot_block(self, instance_id: str, blocked: bool, reason: str | None) -> None:
+    def _set_boot_block(
+        self, instance_id: str, blocked: bool, reason: str | None, lock_id: str | None
+    ) -> None:
         dom = self._domain(instance_id)
         with self._translated(instance_id):
-            metadata = self._metadata(dom)
-            persistent = bool(dom.isPersistent())
             if blocked:
-                if metadata.boot_block_reason is not None:
-                    autostart = metadata.autostart_before_block
-                else:
-                    autostart = persistent and bool(dom.autostart())
-                self._write(dom, metadata, reason or DEFAULT_BLOCK_REASON, autostart)
-                if autostart:
-                    dom.setAutostart(0)
-            elif metadata.boot_block_reason is not None:
-                # NOTE: lift the block before restoring autostart, so a failure in
-                # between leaves the safer state (unblocked, no autostart).
-                self._write(dom, metadata, None, False)
-                if persistent and metadata.autostart_before_block:
-                    dom.setAutostart(1)
+                _libvirt_bootblock.place(dom, reason or DEFAULT_BLOCK_REASON, lock_id)
+            else:
+                _libvirt_bootblock.lift(dom)
 
-    def _write(
-        self, dom: Any, metadata: DomainMetadata, reason: str | None, autostart: bool
+    async def set_boot_block(
+        self, instance_id: str, blocked: bool, reason: str | None, *, lock_id: str | None = None
     ) -> None:
-        flags = 0
-        if dom.isPersistent():
-            flags |= libvirt.VIR_DOMAIN_AFFECT_CONFIG
-        if dom.isActive():
-            flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
-        xml = render_statelock(metadata.statelock_owner, reason, autostart)
-        key = None if xml is None else STATELOCK_PREFIX
-        dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, xml, key, STATELOCK_NS, flags)
-
-    async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None) -> None:
         """Store or remove ``<statelock:bootblock>``, clearing or restoring autostart.
 
-        Enforced by this driver only (see the class docstring); idempotent.
+        ``lock_id`` names the Statelock lock behind the block; it is recorded with
+        it, and Statelock's qemu hook names it when it refuses a start. The record
+        goes into the persistent definition (and the live one of a running
+        domain) and into the domain XML of a managed-save image. Idempotent: a
+        second block replaces the reason and lock id.
         """
-        await asyncio.to_thread(self._set_boot_block, instance_id, blocked, reason)
+        await asyncio.to_thread(self._set_boot_block, instance_id, blocked, reason, lock_id)
 
     async def close(self) -> None:
         """Close the connection; later calls raise ``DriverUnavailable``."""

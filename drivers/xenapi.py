@@ -341,7 +341,9 @@ class XenAPIDriver(Driver):
         """``VM.unpause``: Paused -> Running."""
         await self._on_vm(instance_id, lambda api, ref: api.VM.unpause(ref))
 
-    async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None) -> None:
+    async def set_boot_block(
+        self, instance_id: str, blocked: bool, reason: str | None, *, lock_id: str | None = None
+    ) -> None:
         """Put ``BOOT_BLOCK_OPERATIONS`` into the VM's ``blocked_operations``, or take them out.
 
         Other keys (e.g. a ``destroy`` block) are kept. Idempotent.

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the system packages Statelock's Python dependencies build against
-# (libvirt-python needs libvirt's headers and pkg-config) and the servers the
-# tests start (PostgreSQL). Idempotent: does nothing when they are present.
+# (libvirt-python needs libvirt's headers and pkg-config), the servers the tests
+# start (PostgreSQL) and the hypervisor the real-guest tests run on (libvirtd with
+# its QEMU driver, QEMU for x86_64, virsh). Idempotent and quiet when everything is
+# present. Debian/Ubuntu (apt-get) only; services are never started by the
+# install (the tests start virtlogd and libvirtd themselves when they need them).
 set -euo pipefail
 need=()
 pkg-config --exists libvirt 2>/dev/null || need+=(libvirt-dev pkg-config)
@@ -9,13 +12,54 @@ command -v gcc >/dev/null || need+=(gcc)
 # The tests start their own PostgreSQL (several replicas share one lock table).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v runuser >/dev/null || need+=(util-linux)
-[ ${#need[@]} -eq 0 ] && exit 0
-echo "statelock: installing system packages: ${need[*]}"
+# The real-guest tests: libvirtd's QEMU driver on qemu:///system.
+[ -x /usr/sbin/libvirtd ] || need+=(libvirt-daemon)
+[ -e /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so ] ||
+  need+=(libvirt-daemon-driver-qemu)
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v qemu-img >/dev/null || need+=(qemu-utils)
+command -v virsh >/dev/null || need+=(libvirt-clients)
+
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "statelock: need root (or sudo) to apt-get install ${need[*]}" >&2; exit 1; }
   SUDO=sudo
 fi
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+as_root() {
+  if [ -n "$SUDO" ] && ! command -v sudo >/dev/null; then
+    echo "statelock: need root (or sudo) for: $*" >&2
+    exit 1
+  fi
+  $SUDO "$@"
+}
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "statelock: installing system packages: ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # NOTE: no init system runs here; a policy-rc.d that answers 101 keeps the
+  # packages' maintainer scripts from trying to start libvirtd and friends.
+  # An existing one (Docker images ship one) is left alone.
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d'
+    made_policy=1
+  fi
+  trap '[ -z "$made_policy" ] || as_root rm -f /usr/sbin/policy-rc.d' EXIT
+  as_root apt-get update -qq
+  # Without recommends: libvirt-daemon-system would define (and autostart) a NAT
+  # network with a host bridge, which the tests do not need.
+  as_root apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# What libvirt-daemon-system would have set up: Debian's libvirtd runs QEMU as
+# libvirt-qemu:libvirt-qemu, which opens /dev/kvm through the kvm group (udev's
+# rule gives that group the device), and it logs to /var/log/libvirt.
+getent group kvm >/dev/null || as_root groupadd --system kvm
+getent group libvirt-qemu >/dev/null || as_root groupadd --system libvirt-qemu
+getent passwd libvirt-qemu >/dev/null ||
+  as_root useradd --system --gid libvirt-qemu --groups kvm --home-dir /var/lib/libvirt \
+    --no-create-home --shell /usr/sbin/nologin libvirt-qemu
+[ -d /var/log/libvirt ] || as_root mkdir -p /var/log/libvirt
+if [ -c /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ]; then
+  { as_root chgrp kvm /dev/kvm && as_root chmod 660 /dev/kvm; } 2>/dev/null ||
+    echo "statelock: cannot open /dev/kvm to group kvm; QEMU guests will use TCG" >&2
+fi

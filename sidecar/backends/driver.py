@@ -186,7 +186,7 @@ class DriverInstanceOps:
 
     async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None,
                              lock_id: str | None = None) -> None:
-        await self._handle.call(lambda d: d.set_boot_block(instance_id, blocked, reason))
+        await self._handle.call(lambda d: d.set_boot_block(instance_id, blocked, reason, lock_id=lock_id))
 
     def forget_host(self, instance_id: str) -> None:
         """Nothing is cached: the driver is asked every time."""

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from sidecar import __version__
 from sidecar.cli.audit import add_audit_commands, run_audit_command
+from sidecar.cli.hypervisor import add_hypervisor_commands, run_hypervisor_command
 from sidecar.cli.locks import add_lock_commands, run_lock_command
 from sidecar.cli.migrate import run_migrate_command
 from sidecar.cli.policy import add_policy_commands, run_policy_command
@@ -72,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     add_lock_commands(sub)
     add_audit_commands(sub)
     add_policy_commands(sub)
+    add_hypervisor_commands(sub)
     return parser
 
 
@@ -102,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_policy_command(args)
         if args.command == "audit":
             return run_audit_command(args)
+        if args.command == "hypervisor":
+            return run_hypervisor_command(args)
         if args.command == "locks" and args.locks_command == "migrate":
             return run_migrate_command(args)
         if args.command in ("locks", "suspend-lock", "unlock-resume"):

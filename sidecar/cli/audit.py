@@ -23,6 +23,7 @@ from sidecar.audit.files import active_path, checkpoints_path, default_key_path
 from sidecar.audit.query import FILTER_KEYS, OUTCOMES, filters_from_mapping, query_records, record_instance
 from sidecar.audit.signing import key_id, load_public, public_pem
 from sidecar.audit.verify import VerifyResult, verify_files
+from sidecar.cli.common import command_group, group_usage
 from sidecar.config import load_config
 from sidecar.errors import AuditError
 
@@ -92,12 +93,10 @@ TABLE_COLUMNS = ("time", "decision_id", "outcome", "subject", "action", "instanc
 
 def add_audit_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``audit verify`` and ``audit query`` under ``subparsers`` (the ``statelock`` command's)."""
-    audit = subparsers.add_parser(
-        "audit", help="verify and query the decision log",
-        description="Tools for the decision log: verify its hash chain, query its records.",
-        epilog=AUDIT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    audit.set_defaults(audit_parser=audit)
-    sub = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND")
+    sub = command_group(subparsers, "audit", help="verify and query the decision log",
+                        description="Tools for the decision log: verify its hash chain and "
+                                    "checkpoints, query its records, print the signing public key.",
+                        epilog=AUDIT_EPILOG, dest="audit_command")
 
     verify = sub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record",
                             description=VERIFY_DESCRIPTION, epilog=VERIFY_EPILOG,
@@ -152,10 +151,7 @@ def run_audit_command(args: argparse.Namespace) -> int:
         return _query(args)
     if command == "public-key":
         return _public_key(args.key, args.config)
-    parser = getattr(args, "audit_parser", None)
-    if parser is not None:
-        parser.print_help(sys.stderr)
-    return 2
+    return group_usage(args)
 
 
 def _verify(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from drivers.libvirt_hook import install as hook
 from drivers.libvirt_hook.install import Daemon, HookError, HookState, HookStatus
+from sidecar.cli.common import command_group, group_usage
 
 HYPERVISOR_EPILOG = """\
 examples:
@@ -51,12 +52,10 @@ call, so the hook stops being called at once; no reload is needed.
 
 def add_hypervisor_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add ``hypervisor install-hook`` and ``hypervisor remove-hook`` under ``subparsers``."""
-    top = subparsers.add_parser(
-        "hypervisor", help="install, check or remove the libvirt hook that enforces boot blocks",
-        description="The hypervisor side of Statelock's boot blocks: a libvirt qemu hook.",
-        epilog=HYPERVISOR_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    top.set_defaults(hypervisor_parser=top)
-    sub = top.add_subparsers(dest="hypervisor_command", metavar="SUBCOMMAND")
+    sub = command_group(subparsers, "hypervisor",
+                        help="install, check or remove the libvirt hook that enforces boot blocks",
+                        description="The hypervisor side of Statelock's boot blocks: a libvirt qemu hook.",
+                        epilog=HYPERVISOR_EPILOG, dest="hypervisor_command")
 
     install = sub.add_parser(
         "install-hook", help="install (or --check) the qemu hook", description=INSTALL_DESCRIPTION,
@@ -98,8 +97,7 @@ def run_hypervisor_command(args: argparse.Namespace) -> int:
     except HookError as exc:
         print(f"statelock: {exc}", file=sys.stderr)
         return 1
-    args.hypervisor_parser.print_help()
-    return 2
+    return group_usage(args)
 
 
 def _is_libvirts(hooks_dir: Path) -> bool:

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from typing import Any
-
-from sidecar.errors import ConfigError, SidecarError
 
 EPILOG = """\
 example:
@@ -41,16 +38,9 @@ def add_migrate_command(sub: Any) -> None:
 
 
 def run_migrate_command(args: argparse.Namespace) -> int:
-    """Run ``locks migrate``; returns the exit status."""
+    """Run ``locks migrate``; the exit status (ConfigError and SidecarError reach ``main``, 2 and 1)."""
     from sidecar.locks.migrate import migrate_locks  # NOTE: the database drivers load only for this command.
 
-    try:
-        report = asyncio.run(migrate_locks(args.from_url, args.to_url, args.timeout))
-    except ConfigError as exc:
-        print(f"statelock locks migrate: {exc.message}", file=sys.stderr)
-        return 2
-    except SidecarError as exc:
-        print(f"statelock locks migrate: {exc.code}: {exc.message}", file=sys.stderr)
-        return 1
+    report = asyncio.run(migrate_locks(args.from_url, args.to_url, args.timeout))
     print(report.render())
     return 0 if report.ok else 1

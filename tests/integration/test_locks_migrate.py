@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.cli.migrate import add_migrate_command, run_migrate_command
+from sidecar.cli import main
 from sidecar.guard import ALL_INSTANCES
 from sidecar.identity import Subject
 from sidecar.locks.factory import open_lock_store
@@ -52,9 +51,7 @@ async def test_copy_in_skips_present_ids_and_waits_for_state_changes(
 
 
 def migrate(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="statelock locks")
-    add_migrate_command(parser.add_subparsers(dest="locks_command"))
-    return run_migrate_command(parser.parse_args(["migrate", *argv]))
+    return main(["locks", "migrate", *argv])
 
 
 def sqlite_with_locks(path: Path, locks: list[Lock]) -> str:

@@ -95,5 +95,5 @@ def test_install_errors_say_what_to_do(
 
 
 def test_hypervisor_without_a_subcommand_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys)
-    assert code == 2 and "install-hook" in out and "remove-hook" in out
+    code, _, err = run(capsys)
+    assert code == 2 and "install-hook" in err and "remove-hook" in err

@@ -76,6 +76,14 @@ def render_table(locks: list[dict[str, Any]]) -> str:
                      for r in rows)
 
 
+def render_timeline(events: list[dict[str, Any]]) -> str:
+    """An instance's lock events as lines: time, event, lock, kind, who, why."""
+    if not events:
+        return "no locks"
+    return "\n".join(f"{e['at']}  {e['event']:<8} {e['lock_id']}  {e['kind']:<6} by {e['by'] or '-'}"
+                     f"  {e['reason']}" for e in events)
+
+
 def add_lock_commands(sub: Any) -> None:
     """Register ``locks``, ``suspend-lock`` and ``unlock-resume`` on the CLI's subparsers."""
     common = argparse.ArgumentParser(add_help=False)
@@ -93,7 +101,15 @@ def add_lock_commands(sub: Any) -> None:
     ls = lsub.add_parser("list", parents=[common], help="list locks")
     for name in ("scope", "target", "kind", "owner"):
         ls.add_argument(f"--{name}", help=f"only locks with this {name}")
-    ls.add_argument("--active", choices=["true", "false"], help="only in-force / expired locks")
+    state = ls.add_mutually_exclusive_group()
+    state.add_argument("--state", choices=["active", "expired", "lifted", "all"],
+                       help="which locks: in force (the default), expired, lifted, or all of them")
+    state.add_argument("--all", dest="state", action="store_const", const="all",
+                       help="every lock, lifted and expired ones too (the same as --state all)")
+    history = lsub.add_parser("history", parents=[common], help="an instance's lock timeline",
+                              description="Every lock the instance had, created, lifted and expired, "
+                                          "oldest first, with who and why.")
+    history.add_argument("instance_id", help="the instance (server UUID)")
     show = lsub.add_parser("show", parents=[common], help="show one lock")
     show.add_argument("lock_id", help="the lock's id (lk-...)")
     add = lsub.add_parser("add", parents=[common], help="place a lock",
@@ -107,7 +123,7 @@ def add_lock_commands(sub: Any) -> None:
     add.add_argument("--target", required=True, help="instance UUID, project id or host name")
     add.add_argument("--reason", required=True, help="why; shown in every refusal the lock causes")
     add.add_argument("--expires-at", help="RFC 3339 time after which the lock stops applying")
-    rm = lsub.add_parser("remove", parents=[common], help="lift a lock")
+    rm = lsub.add_parser("remove", parents=[common], help="lift a lock (its row stays as history)")
     rm.add_argument("lock_id", help="the lock's id (lk-...)")
 
     sl = sub.add_parser("suspend-lock", parents=[common],
@@ -162,11 +178,16 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]] | Non
         return doc, doc["unlocked"]
     sub = args.locks_command
     if sub == "list":
-        query = {k: getattr(args, k) for k in ("scope", "target", "kind", "owner", "active")
+        query = {k: getattr(args, k) for k in ("scope", "target", "kind", "owner", "state")
                  if getattr(args, k)}
         qs = "?" + urllib.parse.urlencode(query) if query else ""
         doc = call(url, token, "GET", f"/statelock/v1/locks{qs}")
         return doc, doc["locks"]
+    if sub == "history":
+        doc = call(url, token, "GET", f"/statelock/v1/instances/{urllib.parse.quote(args.instance_id)}/locks")
+        if not args.json:
+            print(render_timeline(doc["events"]))
+        return doc, None
     if sub == "show":
         doc = call(url, token, "GET", f"/statelock/v1/locks/{urllib.parse.quote(args.lock_id)}")
         return doc, [doc["lock"]]
@@ -175,6 +196,7 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]] | Non
                 "reason": args.reason, "expires_at": args.expires_at}
         doc = call(url, token, "POST", "/statelock/v1/locks", {"lock": spec})
         return doc, [doc["lock"]]
-    call(url, token, "DELETE", f"/statelock/v1/locks/{urllib.parse.quote(args.lock_id)}")
-    print(f"lock {args.lock_id} removed")
-    return {"removed": args.lock_id}, None
+    path = f"/statelock/v1/locks/{urllib.parse.quote(args.lock_id)}"
+    call(url, token, "DELETE", path)
+    doc = call(url, token, "GET", path)
+    return doc, [doc["lock"]]

@@ -21,7 +21,7 @@ from sidecar.classify import parse_json_body
 from sidecar.errors import BadRequest, NotFound
 from sidecar.handlers.openapi import OPENAPI
 from sidecar.identity import Subject
-from sidecar.locks.model import Lock, LockFilter, parse_rfc3339
+from sidecar.locks.model import Lock, LockFilter, parse_rfc3339, rfc3339
 from sidecar.recorder import DECISION_HEADER, Ctx
 from sidecar.vocab import LOCK_KINDS, LOCK_LIST_STATES, LOCK_SCOPES, one_of
 
@@ -137,6 +137,38 @@ async def show_lock(request: web.Request) -> web.Response:
     return _json({"lock": _lock_doc(lock)})
 
 
+async def instance_history(request: web.Request) -> web.Response:
+    """``GET /statelock/v1/instances/{id}/locks``: every lock the instance had, and its timeline.
+
+    ``events`` lists each lock's ``created``, ``lifted`` and ``expired`` moments, oldest
+    first, with who and why (and the decision that placed or lifted it).
+    """
+    subject = await _subject(request)
+    instance_id = _canonical_instance(request.match_info["instance_id"])
+    now = datetime.now(UTC)
+    locks = [lk for lk in await request.app[STORE].find(
+        LockFilter(scope="instance", target=instance_id), now) if _visible(subject, lk)]
+    return _json({"instance_id": instance_id, "locks": [lk.as_json(now) for lk in locks],
+                  "events": timeline(locks, now)})
+
+
+def timeline(locks: list[Lock], now: datetime) -> list[dict[str, Any]]:
+    """The created / lifted / expired events of ``locks`` in time order."""
+    events: list[tuple[datetime, int, dict[str, Any]]] = []
+    for lk in locks:
+        base = {"lock_id": lk.id, "kind": lk.kind, "reason": lk.reason}
+        events.append((lk.created_at, 0, {**base, "event": "created", "at": rfc3339(lk.created_at),
+                                          "by": lk.owner.user_id, "decision_id": lk.placed_decision_id}))
+        if lk.lifted_at is not None:
+            events.append((lk.lifted_at, 1, {**base, "event": "lifted", "at": rfc3339(lk.lifted_at),
+                                             "by": lk.lifted_by.user_id if lk.lifted_by else None,
+                                             "decision_id": lk.lifted_decision_id}))
+        elif lk.expires_at is not None and lk.expires_at <= now:
+            events.append((lk.expires_at, 2, {**base, "event": "expired", "at": rfc3339(lk.expires_at),
+                                              "by": None, "decision_id": None}))
+    return [e for _, _, e in sorted(events, key=lambda item: (item[0], item[1], item[2]["lock_id"]))]
+
+
 async def delete_lock(request: web.Request) -> web.Response:
     """``DELETE /statelock/v1/locks/{id}`` -> 204 (policy action ``unlock``)."""
     ctx = _ctx(request)
@@ -189,6 +221,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/locks", list_locks)
     app.router.add_get(f"{PREFIX}/locks/{{lock_id}}", show_lock)
     app.router.add_delete(f"{PREFIX}/locks/{{lock_id}}", delete_lock)
+    app.router.add_get(f"{PREFIX}/instances/{{instance_id}}/locks", instance_history)
     app.router.add_post(f"{PREFIX}/instances/{{instance_id}}/suspend-lock", suspend_lock)
     app.router.add_post(f"{PREFIX}/instances/{{instance_id}}/unlock-resume", unlock_resume)
     app.router.add_get(f"{PREFIX}/openapi.json", openapi)

@@ -8,28 +8,55 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.appkeys import AUDIT, CONFIG, ENGINE, METRICS, SHIPPER, STORE
+from sidecar.audit.log import JsonlAuditLog
 from sidecar.errors import SidecarError
 from sidecar.handlers.lifecycle import STATE
 from sidecar.vocab import LOCK_KINDS
 
 
 async def health(request: web.Request) -> web.Response:
-    """``GET /statelock/v1/health``: each component's state; 503 when one is not ok."""
+    """``GET /statelock/v1/health``: each component's state; 503 when one can't do its job.
+
+    Degraded (503): no policy revision decides, the lock store does not answer, or the
+    decision log's chain is broken. A rejected bundle reload, while the previous
+    revision keeps deciding, and records that could not be written are ``warnings``.
+    """
     cfg = request.app[CONFIG]
     policy = request.app[ENGINE].health()
     doc: dict[str, Any] = {
         "policy": policy,
-        "audit": {"ok": True, "write_failures": request.app[AUDIT].failures},
+        "audit": _audit_health(request.app[AUDIT]),
         "mode": cfg.mode,
         "backend": cfg.backend.kind,
     }
     try:
-        doc["lockstore"] = {"ok": True, "locks": await request.app[STORE].count()}
+        by_kind = await request.app[STORE].count_in_force_by_kind(datetime.now(UTC))
+        doc["lockstore"] = {"ok": True, "locks_in_force": sum(by_kind.values()),
+                            "locks_in_force_by_kind": {k: by_kind.get(k, 0) for k in LOCK_KINDS}}
     except Exception as exc:  # NOTE: health must answer whatever the store raises
         doc["lockstore"] = {"ok": False, "error": str(exc)}
-    ok = bool(policy.get("ok")) and bool(doc["lockstore"]["ok"])
+    serving = _policy_serving(request.app[ENGINE].revision, policy)
+    ok = serving and bool(doc["lockstore"]["ok"]) and bool(doc["audit"]["ok"])
+    warnings = []
+    if serving and policy.get("last_error"):
+        warnings.append(f"policy reload rejected, revision {policy.get('revision')} keeps serving: "
+                        f"{policy.get('last_error')}")
+    if doc["audit"]["write_failures"]:
+        warnings.append(f"{doc['audit']['write_failures']} decision records could not be written")
     doc["status"] = "ok" if ok else "degraded"
+    doc["warnings"] = warnings
     return web.json_response(doc, status=200 if ok else 503)
+
+
+def _policy_serving(revision: str, policy: dict[str, Any]) -> bool:
+    """A revision decides (a rejected reload leaves the last good one serving; OPA must answer)."""
+    return bool(revision) and (policy.get("engine") != "opa" or bool(policy.get("ok")))
+
+
+def _audit_health(audit: JsonlAuditLog) -> dict[str, Any]:
+    """The decision log's part of /health: its chain (see ``JsonlAuditLog.chain_state``)."""
+    chain = audit.chain_state()
+    return {"ok": chain.get("broken_at") is None, "write_failures": audit.failures, "chain": chain}
 
 
 async def ready(request: web.Request) -> web.Response:
@@ -41,7 +68,7 @@ async def ready(request: web.Request) -> web.Response:
     """
     engine = request.app[ENGINE]
     policy = engine.health()
-    serving = bool(engine.revision) and (policy.get("engine") != "opa" or bool(policy.get("ok")))
+    serving = _policy_serving(engine.revision, policy)
     try:
         await request.app[STORE].count()
         store_ok = True

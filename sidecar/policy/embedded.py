@@ -25,6 +25,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -260,10 +261,15 @@ class EmbeddedEngine:
             "revision": self.revision,
             "digest": self._compiled.bundle.digest if self._compiled else None,
             "last_error": self.last_error,
-            "last_reload": self.last_reload,
+            "last_reload": _rfc3339(self.last_reload),
             "reloads": self.reloads,
             "reload_failures": self.reload_failures,
         }
+
+
+def _rfc3339(when: float | None) -> str | None:
+    return None if when is None else datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")
 
 
 def _evaluate(compiled: _Compiled, entrypoint: str, input_doc: Mapping[str, Any]) -> Any:

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -180,7 +181,8 @@ class OpaEngine:
     def health(self) -> dict[str, Any]:
         return {"engine": self.name, "ok": self.last_error is None, "url": self._url,
                 "revision": self._revision, "last_error": self.last_error,
-                "last_ok": self.last_ok, "failures": self.failures}
+                "last_ok": None if self.last_ok is None else datetime.fromtimestamp(self.last_ok, UTC)
+                .isoformat(timespec="milliseconds").replace("+00:00", "Z"), "failures": self.failures}
 
 
 def _revision_of(provenance: Any) -> str:

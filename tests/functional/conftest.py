@@ -67,6 +67,40 @@ def make_config(tmp_path: Path, upstream_url: str, **overrides: Any) -> Any:
     return config_from_mapping(raw, env={})
 
 
+_READS = ("GET", "HEAD", "OPTIONS")
+
+
+def on_record(audit_path: Path, decision_id: str) -> bool:
+    """True when the decision log holds a decision (not only a completion) with this id."""
+    if not audit_path.exists():
+        return False
+    return any(r.get("decision_id") == decision_id and r.get("type") != "completion"
+               for r in (json.loads(line) for line in audit_path.read_text().splitlines() if line.strip()))
+
+
+def check_every_decision_id(client: TestClient[Any, Any], audit_path: Path) -> None:
+    """Make every response of ``client`` prove that its decision id names a durable record.
+
+    And that a refused state change carries one, unless it was refused before any record
+    could exist (a request limit, a decision log that can't be written).
+    """
+    original = client._request
+
+    async def checked(method: str, path: Any, **kwargs: Any) -> Any:
+        resp = await original(method, path, **kwargs)
+        decision_id = resp.headers.get("X-Statelock-Decision-Id")
+        if decision_id is not None:
+            assert on_record(audit_path, decision_id), f"{method} {path}: decision {decision_id} is on no record"
+        elif resp.status >= 400 and method.upper() not in _READS and not str(path).endswith("/metrics"):
+            body = await resp.read()
+            limit = resp.headers.get("Retry-After") or resp.status in (408, 413, 414, 431)
+            audit_down = b"decision log" in body
+            assert limit or audit_down, f"{method} {path} refused with {resp.status} and no decision id"
+        return resp
+
+    client._request = checked  # type: ignore[method-assign]
+
+
 @pytest.fixture
 async def stack_factory(
     aiohttp_server: AiohttpServer, aiohttp_client: AiohttpClient, tmp_path: Path
@@ -76,7 +110,8 @@ async def stack_factory(
         upstream = await aiohttp_server(build_app(nova))
         cfg = make_config(tmp_path, str(upstream.make_url("")).rstrip("/"), **overrides)
         client = await aiohttp_client(create_app(cfg))
-        return Stack(client, nova, tmp_path / "decisions.jsonl")
+        check_every_decision_id(client, Path(cfg.audit.path))
+        return Stack(client, nova, Path(cfg.audit.path))
 
     return make
 

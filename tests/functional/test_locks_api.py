@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.functional.conftest import ADMIN, BILLING, OWNER, Stack
+from tests.functional.conftest import ADMIN, BILLING, OWNER, Stack, check_every_decision_id
 
 StackFactory = Callable[..., Awaitable[Stack]]
 LEGAL = "legal-svc:service:legal"
@@ -270,3 +272,85 @@ async def test_guard_no_forbidden_action_after_lock_returns(stack: Stack, rounds
         assert statuses.count(202) == count_at_return
         assert statuses[-10:] == [409] * 10
         await stack.action(sid, {"unlock": None})
+
+
+async def test_every_refusal_of_the_lock_api_is_on_record_and_counted(stack: Stack, tmp_path: Path) -> None:
+    """The ids of refused lock-API calls name records (the suite checks every response so)."""
+    sid = stack.nova.add_server()
+    past = {"lock": {"kind": "state", "scope": "instance", "target": sid, "reason": "r",
+                     "expires_at": "2001-01-01T00:00:00Z"}}
+    unknown = {"lock": {"kind": "state", "scope": "instance", "target": str(uuid.uuid4()), "reason": "r"}}
+    refusals = [
+        ("POST", "/statelock/v1/locks", past, 400),
+        ("POST", "/statelock/v1/locks", unknown, 404),
+        ("POST", f"/statelock/v1/instances/{sid}/unlock-resume", {}, 404),
+        ("POST", f"/statelock/v1/instances/{sid}/suspend-lock", {"bogus": 1}, 400),
+        ("DELETE", "/statelock/v1/locks/lk-nope", None, 404),
+    ]
+    for method, path, body, status in refusals:
+        resp = await stack.client.request(method, path, json=body, headers={"X-Auth-Token": BILLING})
+        assert resp.status == status, (path, await resp.text())
+        decision_id = resp.headers["X-Statelock-Decision-Id"]
+        [record] = [r for r in stack.decisions() if r["decision_id"] == decision_id]
+        assert record["statelock"]["outcome"] == "error" and record["error"]["code"]
+        found = await stack.client.get(f"/statelock/v1/decisions/{decision_id}", headers={"X-Auth-Token": AUDITOR})
+        assert (await found.json())["decision"]["error"]["code"] == record["error"]["code"]
+    metrics = await (await stack.client.get("/metrics")).text()
+    assert 'statelock_refused_requests_total{code="bad_request"} 2.0' in metrics
+    assert 'statelock_refused_requests_total{code="not_found"} 3.0' in metrics
+    # the check itself: an id the log does not hold fails the suite
+    check_every_decision_id(stack.client, tmp_path / "empty.jsonl")
+    with pytest.raises(AssertionError, match="is on no record"):
+        await stack.client.post("/statelock/v1/locks", json=past, headers={"X-Auth-Token": BILLING})
+
+
+async def test_decisions_are_looked_up_by_id(stack: Stack) -> None:
+    sid = stack.nova.add_server()
+    placed = await stack.client.post("/statelock/v1/locks", headers={"X-Auth-Token": BILLING}, json={
+        "lock": {"kind": "boot", "scope": "instance", "target": sid, "reason": "invoice 7"}})
+    lock_id = (await placed.json())["lock"]["id"]
+    denied = await stack.action(sid, {"os-start": None})
+    assert denied.status == 409
+    for decision_id, name in ((placed.headers["X-Statelock-Decision-Id"], "lock"),
+                              (denied.headers["X-Statelock-Decision-Id"], "os-start")):
+        found = await stack.client.get(f"/statelock/v1/decisions/{decision_id}",
+                                       headers={"X-Auth-Token": AUDITOR})
+        assert found.status == 200
+        doc = await found.json()
+        assert doc["decision"]["decision_id"] == decision_id
+        assert doc["decision"]["input"]["action"]["name"] == name
+        short = await stack.client.get(f"/statelock/v1/decisions/{decision_id[:8]}",
+                                       headers={"X-Auth-Token": AUDITOR})
+        assert (await short.json())["decision"]["decision_id"] == decision_id
+    by_lock = await stack.client.get(f"/statelock/v1/decisions?lock={lock_id}", headers={"X-Auth-Token": AUDITOR})
+    names = [d["input"]["action"]["name"] for d in (await by_lock.json())["decisions"]]
+    assert names == ["lock", "os-start"]  # the record that created the lock comes first
+    listed = await stack.client.get(f"/statelock/v1/decisions?decision_id={placed.headers['X-Statelock-Decision-Id']}",
+                                    headers={"X-Auth-Token": AUDITOR})
+    assert len((await listed.json())["decisions"]) == 1
+    missing = await stack.client.get(f"/statelock/v1/decisions/{uuid.uuid4()}", headers={"X-Auth-Token": AUDITOR})
+    assert missing.status == 404
+    forbidden = await stack.client.get(f"/statelock/v1/decisions/{decision_id}", headers={"X-Auth-Token": OWNER})
+    assert forbidden.status == 403
+
+
+async def test_an_instance_timeline_shows_created_lifted_and_expired_in_order(stack: Stack) -> None:
+    sid = stack.nova.add_server()
+    soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    for kind, expires in (("delete", soon), ("state", None)):
+        resp = await stack.client.post("/statelock/v1/locks", headers={"X-Auth-Token": LEGAL}, json={
+            "lock": {"kind": kind, "scope": "instance", "target": sid, "reason": f"{kind} hold",
+                     "expires_at": expires}})
+        assert resp.status == 201, await resp.text()
+    await asyncio.sleep(1.2)
+    [state_lock] = [lk for lk in (await (await stack.client.get(
+        f"/statelock/v1/locks?target={sid}", headers={"X-Auth-Token": LEGAL})).json())["locks"]]
+    lifted = await stack.client.delete(f"/statelock/v1/locks/{state_lock['id']}", headers={"X-Auth-Token": LEGAL})
+    assert lifted.status == 204
+    history = await (await stack.client.get(f"/statelock/v1/instances/{sid}/locks",
+                                            headers={"X-Auth-Token": LEGAL})).json()
+    events = [(e["event"], e["kind"]) for e in history["events"]]
+    assert events == [("created", "delete"), ("created", "state"), ("expired", "delete"), ("lifted", "state")]
+    assert history["events"][-1]["by"] == "legal-svc"
+    assert history["events"][-1]["decision_id"] == lifted.headers["X-Statelock-Decision-Id"]
+    assert {lk["state"] for lk in history["locks"]} == {"expired", "lifted"}

@@ -29,8 +29,8 @@ from sidecar.audit.record import is_completion
 log = logging.getLogger(__name__)
 
 OUTCOMES = ("allow", "deny", "error")
-FILTER_KEYS = ("decision_id", "instance", "subject", "outcome", "action", "lock", "since", "until",
-               "limit")
+FILTER_KEYS = ("decision_id", "instance", "project", "subject", "outcome", "action", "lock", "revision",
+               "since", "until", "limit")
 MIN_ID_PREFIX = 8
 
 _RFC3339 = re.compile(
@@ -65,10 +65,12 @@ class QueryFilters:
 
     decision_id: str | None = None
     instance: str | None = None
+    project: str | None = None
     subject: str | None = None
     outcome: str | None = None
     action: str | None = None
     lock: str | None = None
+    revision: str | None = None
     since: datetime | None = None
     until: datetime | None = None
     limit: int | None = None
@@ -103,6 +105,10 @@ class QueryFilters:
             return False
         if self.lock is not None and self.lock not in record_lock_ids(record):
             return False
+        if self.project is not None and record_project(record) != self.project:
+            return False
+        if self.revision is not None and record_revision(record) != self.revision:
+            return False
         if self.since is not None or self.until is not None:
             when = record_time(record)
             if when is None:
@@ -136,8 +142,9 @@ def filters_from_mapping(query_params: Mapping[str, str]) -> QueryFilters:
             raise ValueError(f"limit: {values['limit']!r} is not a positive number")
         limit = int(values["limit"])
     return QueryFilters(
-        decision_id=values.get("decision_id"), instance=values.get("instance"), subject=values.get("subject"),
-        outcome=values.get("outcome"), action=values.get("action"), lock=values.get("lock"),
+        decision_id=values.get("decision_id"), instance=values.get("instance"), project=values.get("project"),
+        subject=values.get("subject"), outcome=values.get("outcome"), action=values.get("action"),
+        lock=values.get("lock"), revision=values.get("revision"),
         since=parse_time(values["since"], "since") if "since" in values else None,
         until=parse_time(values["until"], "until") if "until" in values else None,
         limit=limit)
@@ -252,6 +259,19 @@ def record_instance(record: Mapping[str, Any]) -> str | None:
     if m and m.group(1) != "detail":
         return m.group(1)
     return None
+
+
+def record_project(record: Mapping[str, Any]) -> str | None:
+    """The project a record is about: its target's, else its subject's."""
+    inp = _obj(record.get("input"))
+    project = _obj(inp.get("target")).get("project_id") or _obj(inp.get("subject")).get("project_id")
+    return project if isinstance(project, str) and project else None
+
+
+def record_revision(record: Mapping[str, Any]) -> str | None:
+    """The policy revision a record was decided under."""
+    revision = _obj(_obj(record.get("bundles")).get("statelock")).get("revision")
+    return revision if isinstance(revision, str) else None
 
 
 def record_lock_ids(record: Mapping[str, Any]) -> set[str]:

@@ -173,6 +173,32 @@ class AuditConfig:
         "better a path the log's readers can't reach.", default=None)
     shipping: ShippingConfig = _help("Shipping to an OPA-compatible decision-log service.",
                                      default_factory=lambda: ShippingConfig())
+    index: str = _help(
+        "The decision index the console and GET /statelock/v1/decisions read: 'auto' (PostgreSQL when "
+        "lockstore.url is PostgreSQL, so every replica sees the decisions of all; else SQLite beside the "
+        "log), 'sqlite', 'postgresql' (the lock store's database) or 'off' (read the log files). The hash "
+        "chain stays the source of truth: the index catches up from it at start-up.", default="auto")
+    index_path: str | None = _help(
+        "SQLite index file for index sqlite. Default: <path>-index.db beside the log.", default=None)
+    replica: str | None = _help(
+        "This replica's name in the index (each row is marked with its replica and chain). Default: the "
+        "host name. Give each replica sharing one PostgreSQL its own.", default=None)
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The auditors' console under /statelock/ui/."""
+
+    enabled: bool = _help("Serve the console (login, decisions, locks, replay, export, backtest).", default=True)
+    session_ttl_s: float = _help(
+        "Longest life of a console session in seconds; a Keystone session also ends with its token.",
+        default=8 * 3600.0)
+    max_sessions: int = _help("Console sessions kept at once; past it the oldest is ended.", default=10000)
+    backtest_dir: str | None = _help(
+        "Directory whose sub-directories are candidate bundles an admin may backtest (a path on the "
+        "server). Unset: backtest is off.", default=None)
+    backtest_max_decisions: int = _help("Most past decisions one backtest re-evaluates.", default=10000)
+    export_max_rows: int = _help("Most decisions one CSV or JSON export holds.", default=100000)
 
 
 @dataclass(frozen=True)
@@ -245,6 +271,7 @@ class Config:
     classifier: ClassifierConfig = _help("Request classification.", default_factory=ClassifierConfig)
     limits: LimitsConfig = _help("Request limits.", default_factory=LimitsConfig)
     target: TargetConfig = _help("Target resolution.", default_factory=TargetConfig)
+    console: ConsoleConfig = _help("The auditors' console.", default_factory=ConsoleConfig)
 
     @property
     def listen_host(self) -> str:

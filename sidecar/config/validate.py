@@ -21,6 +21,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "policy.engine": ("embedded", "opa"),
     "audit.on_failure": ("deny", "continue"),
     "classifier.unknown_reads": ("forward", "deny"),
+    "audit.index": ("auto", "sqlite", "postgresql", "off"),
 }
 
 
@@ -95,6 +96,8 @@ def validate(cfg: Config) -> None:
     if cfg.audit.signing_key is not None and not cfg.audit.signing_key.strip():
         raise ConfigError("audit.signing_key: empty; give a file path, or leave the key out for "
                           "<audit.path>-signing.key")
+    _validate_index(cfg)
+    _validate_console(cfg)
     lim = cfg.limits
     for key in ("max_body_bytes", "max_json_depth", "max_header_line_bytes", "max_header_bytes",
                 "max_header_count", "max_concurrent_requests", "header_timeout_s", "request_timeout_s"):
@@ -126,3 +129,27 @@ def _validate_keystone(cfg: Config) -> None:
     if ks.reads_when_keystone_down == "deny" and cfg.classifier.reads_skip_policy:
         raise ConfigError("identity.keystone.reads_when_keystone_down: 'deny' needs classifier.reads_skip_policy "
                           "false (reads on the fast path are forwarded without asking Keystone)")
+
+
+def _validate_index(cfg: Config) -> None:
+    audit = cfg.audit
+    if audit.index == "postgresql" and not cfg.lockstore.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("audit.index: 'postgresql' indexes into the lock store's database; set lockstore.url "
+                          "to postgresql://... or use 'auto' or 'sqlite'")
+    if audit.index_path is not None and (not audit.index_path.strip() or audit.index not in ("auto", "sqlite")):
+        raise ConfigError("audit.index_path: give a file path, and only with audit.index auto or sqlite "
+                          "(leave it out for <audit.path>-index.db)")
+    if audit.replica is not None and not (0 < len(audit.replica.strip()) <= 128):
+        raise ConfigError("audit.replica: 1 to 128 characters naming this replica (default: the host name)")
+
+
+def _validate_console(cfg: Config) -> None:
+    con = cfg.console
+    if not con.session_ttl_s > 0:
+        raise ConfigError("console.session_ttl_s: must be positive (seconds, e.g. 28800)")
+    for key in ("max_sessions", "backtest_max_decisions", "export_max_rows"):
+        if getattr(con, key) < 1:
+            raise ConfigError(f"console.{key}: must be at least 1")
+    if con.backtest_dir is not None and not con.backtest_dir.strip():
+        raise ConfigError("console.backtest_dir: empty; give a directory of candidate bundles, or leave "
+                          "it out to turn backtest off")

@@ -1,0 +1,163 @@
+"""The decision index in a SQLite file beside the log (one node).
+
+One connection, used from worker threads one call at a time (a lock orders them);
+WAL mode, so a reader never waits for the writer's fsync. ``synchronous=NORMAL``:
+the index is a copy of the chain and is caught up from it at start-up, so a write
+lost in a power cut costs nothing but the catch-up. Every call raises
+``IndexUnavailable`` when SQLite fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sidecar.audit.files import FILE_MODE
+from sidecar.audit.index import ChainHead, CompletionRow, Cursor, Indexed, IndexRow, IndexUnavailable, from_us
+from sidecar.audit.index_sql import (
+    ALL_HEADS,
+    DROP_CHAIN,
+    HEAD,
+    INSERT_COMPLETION,
+    INSERT_LOCK,
+    INSERT_ROW,
+    UPSERT_HEAD,
+    completions_sql,
+    find_sql,
+    found,
+    indexed,
+    page_sql,
+    schema,
+)
+from sidecar.audit.query import FoundDecision, QueryFilters
+
+_T = TypeVar("_T")
+_IN_CHUNK = 500
+
+
+class SqliteIndex:
+    """A DecisionIndex in the SQLite file at ``path`` (see the module docstring)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    async def open(self) -> None:
+        await self._run(self._open_sync, opening=True)
+
+    def _open_sync(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.path.exists():
+            self.path.touch(mode=FILE_MODE)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        for stmt in schema(self.dialect):
+            conn.execute(stmt)
+        self._conn = conn
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with self._lock:
+                conn.close()
+
+    async def _run(self, fn: Callable[..., _T], *args: Any, opening: bool = False) -> _T:
+        def call() -> _T:
+            with self._lock:
+                if self._conn is None and not opening:
+                    raise IndexUnavailable(f"the decision index {self.path} is not open")
+                return fn(*args)
+
+        try:
+            return await asyncio.to_thread(call)
+        except sqlite3.Error as exc:
+            raise IndexUnavailable(f"the decision index {self.path} failed: {exc}") from exc
+        except OSError as exc:
+            raise IndexUnavailable(f"the decision index {self.path} can't be opened: {exc}") from exc
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        assert self._conn is not None
+        return self._conn
+
+    async def add(self, rows: Sequence[IndexRow | CompletionRow]) -> None:
+        if rows:
+            await self._run(self._add_sync, rows)
+
+    def _add_sync(self, rows: Sequence[IndexRow | CompletionRow]) -> None:
+        db = self._db
+        db.execute("BEGIN")
+        try:
+            for row in rows:
+                if isinstance(row, CompletionRow):
+                    db.execute(INSERT_COMPLETION, (row.decision_id, row.replica, row.chain, row.seq, row.hash,
+                                                   row.body))
+                    continue
+                got = db.execute(INSERT_ROW, (row.decision_id, row.ts_us, row.outcome, row.action, row.instance,
+                                              row.project, row.subject, row.revision, row.reason, row.replica,
+                                              row.chain, row.seq, row.hash, row.body)).fetchone()
+                if got is not None and row.lock_ids:
+                    db.executemany(INSERT_LOCK, [(lock_id, got[0]) for lock_id in row.lock_ids])
+            last = rows[-1]
+            db.execute(UPSERT_HEAD, (last.replica, last.chain, last.seq, last.hash, int(time.time() * 1e6)))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    async def head(self, replica: str, chain: str) -> ChainHead | None:
+        row = await self._run(lambda: self._db.execute(HEAD, (replica, chain)).fetchone())
+        return None if row is None else ChainHead(row[0], row[1], int(row[2]), row[3], from_us(int(row[4])))
+
+    async def drop_chain(self, replica: str, chain: str) -> int:
+        def drop() -> int:
+            db = self._db
+            db.execute("BEGIN")
+            try:
+                counts = [db.execute(stmt, (replica, chain)).rowcount for stmt in DROP_CHAIN]
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            return counts[1] + counts[2]
+
+        return await self._run(drop)
+
+    async def page(self, filters: QueryFilters, before: Cursor | None, limit: int | None) -> list[Indexed]:
+        sql, params = page_sql(filters, before, limit)
+
+        def read() -> list[Indexed]:
+            rows = self._db.execute(sql, params).fetchall()
+            return indexed(rows, self._completions([r[1] for r in rows]))
+
+        return await self._run(read)
+
+    def _completions(self, ids: Sequence[str]) -> list[Any]:
+        out: list[Any] = []
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = list(ids[start:start + _IN_CHUNK])
+            out += self._db.execute(completions_sql(len(chunk)), chunk).fetchall()
+        return out
+
+    async def find(self, wanted: str) -> FoundDecision | None:
+        sql, params = find_sql(wanted)
+
+        def read() -> FoundDecision | None:
+            rows = self._db.execute(sql, params).fetchall()
+            return found(wanted, rows, self._completions(sorted({r[1] for r in rows})))
+
+        return await self._run(read)
+
+    async def chains(self) -> list[ChainHead]:
+        rows = await self._run(lambda: self._db.execute(ALL_HEADS).fetchall())
+        return [ChainHead(r[0], r[1], int(r[2]), r[3], from_us(int(r[4]))) for r in rows]

@@ -11,19 +11,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import socket
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from sidecar import appkeys as keys
+from sidecar.audit.files import is_regular_or_absent, side_file
+from sidecar.audit.index import DecisionIndex, IndexUnavailable
+from sidecar.audit.index_feed import IndexFeed
 from sidecar.audit.log import JsonlAuditLog
 from sidecar.audit.shipping import DecisionShipper
+from sidecar.audit.source import DecisionSource, FileDecisions, IndexedDecisions
 from sidecar.backends.base import Backend
 from sidecar.classify import Classifier, load_route_table
 from sidecar.config import Config
 from sidecar.decide import Decider
 from sidecar.guard import Guard, NoGuard
-from sidecar.handlers import decisions_api, locks_api, nova, ops
+from sidecar.handlers import decisions_api, locks_api, nova, ops, ui
 from sidecar.handlers.boundary import error_boundary
 from sidecar.handlers.lifecycle import STATE, ServerState, count_in_flight
 from sidecar.identity import HeaderIdentifier, Identifier
@@ -85,6 +92,53 @@ async def _start_shipper(cfg: Config, stack: contextlib.AsyncExitStack) -> Decis
     return shipper
 
 
+def create_index(cfg: Config) -> DecisionIndex | None:
+    """The decision index ``audit.index`` names (not yet open); None for off, or a log that is not a file."""
+    mode = cfg.audit.index
+    if mode == "off" or not is_regular_or_absent(Path(cfg.audit.path)):
+        return None
+    on_pg = cfg.lockstore.url.startswith(("postgresql://", "postgres://"))
+    if mode == "postgresql" or (mode == "auto" and on_pg):
+        from sidecar.audit.index_pg import PostgresIndex
+
+        return PostgresIndex(cfg.lockstore.url, timeout_s=cfg.lockstore.guard_timeout_s)
+    from sidecar.audit.index_sqlite import SqliteIndex
+
+    return SqliteIndex(cfg.audit.index_path or side_file(cfg.audit.path, "index.db"))
+
+
+def _fan_out(listeners: Sequence[Callable[[Sequence[dict[str, Any]]], None]]
+             ) -> Callable[[Sequence[dict[str, Any]]], None] | None:
+    """One ``on_written`` listener calling each of ``listeners`` (one's failure does not stop the others)."""
+    if not listeners:
+        return None
+
+    def each(records: Sequence[dict[str, Any]]) -> None:
+        for listener in listeners:
+            try:
+                listener(records)
+            except Exception:  # NOTE: a listener's bug must not keep records from the others.
+                log.exception("decision log listener failed")
+
+    return each
+
+
+async def _open_decisions(cfg: Config, feed: IndexFeed | None,
+                          stack: contextlib.AsyncExitStack) -> DecisionSource:
+    """The source the console and the decisions API read: the index once caught up, else the files."""
+    replica = cfg.audit.replica or socket.gethostname()
+    if feed is not None:
+        try:
+            await feed.index.open()
+            stack.push_async_callback(feed.index.close)
+            await feed.start()
+            stack.push_async_callback(feed.close)
+            return IndexedDecisions(feed.index, feed)
+        except IndexUnavailable as exc:
+            log.error("decision index unavailable, decisions are read from the log files instead: %s", exc.message)
+    return FileDecisions(cfg.audit.path, replica)
+
+
 def _pipeline(cfg: Config, app: web.Application, backend: Backend, guard: Guard,
               recorder: Recorder, decider: Decider, locks: LockService) -> Pipeline:
     classifier = Classifier(load_route_table(cfg.classifier.actions), cfg.limits.max_json_depth,
@@ -109,9 +163,12 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         shipper = await _start_shipper(cfg, stack)
         if shipper is not None:
             app[keys.SHIPPER] = shipper
+        index = create_index(cfg)
+        feed = None if index is None else IndexFeed(index, cfg.audit.path, cfg.audit.replica or socket.gethostname(),
+                                                    str(Path(cfg.audit.path).resolve()))
+        listeners = [fn for fn in (shipper.submit_all if shipper else None, feed.submit if feed else None) if fn]
         audit = JsonlAuditLog(cfg.audit.path, cfg.audit.flush_window_ms, cfg.audit.fsync,
-                              max_bytes=cfg.audit.max_bytes,
-                              on_written=shipper.submit_all if shipper else None,
+                              max_bytes=cfg.audit.max_bytes, on_written=_fan_out(listeners),
                               checkpoint_interval_s=cfg.audit.checkpoint_interval_s,
                               signing_key=cfg.audit.signing_key)
         await store.open()
@@ -121,6 +178,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         await audit.open()
         # NOTE: closed before the shipper (pushed later), so its last batch is still shipped.
         stack.push_async_callback(audit.close)
+        # NOTE: after the log opened (its torn tail cut), before any request: the index catches up first.
+        app[keys.DECISIONS] = await _open_decisions(cfg, feed, stack)
         await identifier.start()
         stack.push_async_callback(identifier.close)
         await backend.start()
@@ -155,6 +214,8 @@ def create_app(cfg: Config) -> web.Application:
     ops.add_routes(app)
     locks_api.add_routes(app)
     decisions_api.add_routes(app)
+    if cfg.console.enabled:
+        ui.add_console(app)
     # NOTE: [\s\S] so that a path holding a decoded newline still reaches the handler (a Nova 4xx).
     app.router.add_route("*", r"/{tail:[\s\S]*}", nova.nova_handler)
     return app

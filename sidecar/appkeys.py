@@ -6,6 +6,7 @@ from aiohttp import web
 
 from sidecar.audit.log import JsonlAuditLog
 from sidecar.audit.shipping import DecisionShipper
+from sidecar.audit.source import DecisionSource
 from sidecar.backends.base import Backend
 from sidecar.config import Config
 from sidecar.identity import Identifier
@@ -27,3 +28,4 @@ AUDIT = web.AppKey("audit", JsonlAuditLog)
 METRICS = web.AppKey("metrics", Metrics)
 SHIPPER = web.AppKey("shipper", DecisionShipper)
 BACKEND: web.AppKey[Backend] = web.AppKey("backend")
+DECISIONS: web.AppKey[DecisionSource] = web.AppKey("decisions")

@@ -23,7 +23,8 @@ import logging
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ class _Compiled:
     interpreter: Any
 
 
+KEPT_REVISIONS = 5
 _INT64 = range(-(2**63), 2**63)
 _NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
 
@@ -111,6 +113,24 @@ def compile_bundle(bundle: Bundle, entrypoint: str) -> _Compiled:
     return _Compiled(bundle, plan, regopy.Interpreter())
 
 
+def evaluate_compiled(compiled: _Compiled, entrypoint: str, input_doc: Mapping[str, Any]) -> Decision:
+    """The decision of a compiled bundle (``compile_bundle``) for one input; PolicyError if unusable.
+
+    Not thread-safe for one ``compiled``: give each thread its own compile.
+    """
+    return decision_from_result(_evaluate(compiled, entrypoint, input_doc), compiled.bundle.revision)
+
+
+def data_value(data: Mapping[str, Any], path: Sequence[str]) -> Any:
+    """The value at ``path`` in a bundle's data document, None when absent."""
+    node: Any = data
+    for part in path:
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 def query_bundle(bundle: Bundle, query: str, input_doc: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Evaluate an ad-hoc Rego query over ``bundle`` (slow: it compiles); returns its bindings.
 
@@ -157,6 +177,8 @@ class EmbeddedEngine:
         self._entrypoint = cfg.decision_path
         self._interval = reload_interval_s
         self._compiled: _Compiled | None = None
+        # NOTE: the last few revisions stay compiled, so a recorded input can be replayed under its own.
+        self._kept: OrderedDict[str, _Compiled] = OrderedDict()
         self._signature: tuple[tuple[str, int, int], ...] = ()
         self._watcher: asyncio.Task[None] | None = None
         self.last_error: str | None = None
@@ -174,12 +196,40 @@ class EmbeddedEngine:
         Raises PolicyError when the bundle can't be used.
         """
         self._signature = _signature(self._root)
-        self._compiled = self._load()
+        self._serve(self._load())
         self.last_reload = time.time()
 
     async def start(self) -> None:
         await asyncio.to_thread(self.load)
         self._watcher = asyncio.create_task(self._watch(), name="statelock-policy-watch")
+
+    def _serve(self, compiled: _Compiled) -> None:
+        self._compiled = compiled
+        self._kept[compiled.bundle.revision] = compiled
+        self._kept.move_to_end(compiled.bundle.revision)
+        while len(self._kept) > KEPT_REVISIONS:
+            self._kept.popitem(last=False)
+
+    def loaded_revisions(self) -> tuple[str, ...]:
+        """The revisions still compiled, oldest first (the last is the one serving)."""
+        return tuple(self._kept)
+
+    async def decide_at(self, input_doc: Mapping[str, Any], revision: str) -> Decision | None:
+        """The decision of revision ``revision`` for ``input_doc``; None when it is no longer loaded.
+
+        Raises PolicyError when the evaluation fails.
+        """
+        compiled = self._kept.get(revision)
+        if compiled is None:
+            return None
+        return evaluate_compiled(compiled, self._entrypoint, input_doc)
+
+    async def data_at(self, path: Sequence[str]) -> Any:
+        """The serving bundle's data at ``path`` (``("statelock", "audit_roles")``), None when absent."""
+        compiled = self._compiled
+        if compiled is None:
+            raise PolicyError("policy engine has no bundle loaded")
+        return data_value(compiled.bundle.data, path)
 
     def _load(self) -> _Compiled:
         return compile_bundle(load_bundle(self._root), self._entrypoint)
@@ -211,7 +261,7 @@ class EmbeddedEngine:
                                                                 compiled.bundle.revision):
             self.last_error = None
             return False
-        self._compiled = compiled
+        self._serve(compiled)
         self.last_error = None
         self.last_reload = time.time()
         self.reloads += 1

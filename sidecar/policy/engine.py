@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from sidecar.config import PolicyConfig
@@ -33,6 +33,15 @@ class PolicyEngine(Protocol):
 
     def health(self) -> dict[str, Any]:
         """State for /statelock/v1/health: ok, revision, last error."""
+
+    def loaded_revisions(self) -> tuple[str, ...]:
+        """The revisions the engine can still decide with (``decide_at``), the serving one last."""
+
+    async def decide_at(self, input_doc: Mapping[str, Any], revision: str) -> Decision | None:
+        """Replay: the decision of revision ``revision``; None when that revision is no longer loaded."""
+
+    async def data_at(self, path: Sequence[str]) -> Any:
+        """The serving bundle's data at ``path``, None when absent; PolicyError when it can't be read."""
 
 
 def create_engine(cfg: PolicyConfig) -> PolicyEngine:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -177,6 +177,24 @@ class OpaEngine:
             raise PolicyError(f"OPA request failed: {type(exc).__name__}: {exc}") from exc
         result = doc.get("result") if isinstance(doc, Mapping) else None
         return [dict(b) for b in result if isinstance(b, Mapping)] if isinstance(result, list) else []
+
+    def loaded_revisions(self) -> tuple[str, ...]:
+        """OPA serves one revision: the last it reported."""
+        return (self._revision,) if self._revision else ()
+
+    async def decide_at(self, input_doc: Mapping[str, Any], revision: str) -> Decision | None:
+        """OPA's decision when it still serves ``revision``; None when it serves another."""
+        if not revision or revision != self._revision:
+            return None
+        decision = await self.decide(input_doc)
+        return decision if decision.revision == revision else None
+
+    async def data_at(self, path: Sequence[str]) -> Any:
+        """The data document at ``path`` as OPA serves it (``POST /v1/query``), None when undefined."""
+        if not all(part.isidentifier() for part in path):
+            raise PolicyError(f"not a data path: {'.'.join(path)}")
+        bindings = await self.query(f"x := data.{'.'.join(path)}", {})
+        return bindings[0].get("x") if bindings else None
 
     def health(self) -> dict[str, Any]:
         return {"engine": self.name, "ok": self.last_error is None, "url": self._url,

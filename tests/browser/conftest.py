@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Playwright, Response, sync_playwright
+from playwright.sync_api import BrowserContext, ConsoleMessage, Dialog, Page, Playwright, Response, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -64,9 +64,12 @@ def page(browser: BrowserContext) -> Iterator[Page]:
 
     pg.on("response", on_response)
     pg.on("console", on_console)
+    def on_dialog(dialog: Dialog) -> None:
+        problems.append(f"a script opened a dialog: {dialog.message}")
+        dialog.dismiss()
+
     pg.on("pageerror", lambda exc: problems.append(f"page error: {exc}"))
-    pg.on("dialog", lambda dialog: (problems.append(f"a script opened a dialog: {dialog.message}"),
-                                    dialog.dismiss()))
+    pg.on("dialog", on_dialog)
     yield pg
     pg.close()
     assert problems == [], problems

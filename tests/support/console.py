@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,7 +139,7 @@ class ConsoleServer:
 
     def decisions(self, **filters: str) -> list[dict[str, Any]]:
         """``GET /statelock/v1/decisions`` as an auditor."""
-        query = "&".join(f"{k}={urllib.request.quote(v)}" for k, v in filters.items())
+        query = urllib.parse.urlencode(filters)
         status, _, doc = self.api("GET", f"/statelock/v1/decisions?{query}", token=AUDITOR)
         assert status == 200, doc
         return list(doc["decisions"])

@@ -37,7 +37,7 @@ TEMPLATES: web.AppKey[jinja2.Environment] = web.AppKey("console_templates", jinj
 def environment() -> jinja2.Environment:
     """The templates of the console, autoescaped whatever their names end with."""
     env = jinja2.Environment(loader=jinja2.PackageLoader("sidecar.handlers.ui", "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             autoescape=True, undefined=jinja2.ChainableUndefined, trim_blocks=True,
                              lstrip_blocks=True)
     env.filters["pretty"] = lambda value: json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False)
     env.filters["short"] = lambda value: str(value)[:8]

@@ -19,11 +19,11 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import CONFIG, DECISIONS, ENGINE
+from sidecar.appkeys import CONFIG, DECISIONS, ENGINE, RECORDER
 from sidecar.audit.export import csv_text, json_text
 from sidecar.audit.query import QueryFilters, parse_time
 from sidecar.errors import BadRequest, Forbidden, PolicyError
-from sidecar.handlers.ui.auth import check_csrf, ctx_of, record_action, require
+from sidecar.handlers.ui.auth import check_csrf, ctx_of, record_action, require, with_decision
 from sidecar.handlers.ui.pages import decision_context, find_one, view_filters
 from sidecar.handlers.ui.render import page
 from sidecar.handlers.ui.session import Session
@@ -42,27 +42,28 @@ def _outcome(decision: Decision | None, error: str | None) -> dict[str, Any]:
 
 async def replay(request: web.Request) -> web.Response:
     """``POST /statelock/ui/decisions/{id}/replay``: the recorded input, re-decided; did the result change?"""
-    session = await require(request)
-    check_csrf(session, await request.post())
-    row = await find_one(request, request.match_info["decision_id"])
-    engine = request.config_dict[ENGINE]
-    inp = row.record.get("input") if isinstance(row.record.get("input"), dict) else {}
-    assert isinstance(inp, dict)
-    results: dict[str, dict[str, Any]] = {}
-    for label, revision in (("recorded", row.revision), ("current", engine.revision)):
-        try:
-            decided = await engine.decide_at(inp, revision) if label == "recorded" else await engine.decide(inp)
-            results[label] = _outcome(decided, None)
-        except PolicyError as exc:
-            results[label] = _outcome(None, exc.message)
-    for result in results.values():
-        result["changed"] = result["outcome"] in ("allow", "deny") and result["outcome"] != row.outcome
-    await record_action(request, ctx_of(request), session.subject, "replay",
-                        params={"decision_id": row.decision_id},
-                        result={"replay": {k: {"outcome": v["outcome"], "changed": v["changed"]}
-                                           for k, v in results.items()}})
-    return page(request, "decision.html", session=session, replay=results, engine=engine.name,
-                loaded=engine.loaded_revisions(), **decision_context(row))
+    ctx = ctx_of(request)
+    async with request.config_dict[RECORDER].refusing(ctx):
+        session = await require(request)
+        check_csrf(session, await request.post())
+        row = await find_one(request, request.match_info["decision_id"])
+        engine = request.config_dict[ENGINE]
+        inp = row.record.get("input") if isinstance(row.record.get("input"), dict) else {}
+        assert isinstance(inp, dict)
+        results: dict[str, dict[str, Any]] = {}
+        for label, revision in (("recorded", row.revision), ("current", engine.revision)):
+            try:
+                decided = await engine.decide_at(inp, revision) if label == "recorded" else await engine.decide(inp)
+                results[label] = _outcome(decided, None)
+            except PolicyError as exc:
+                results[label] = _outcome(None, exc.message)
+        for result in results.values():
+            result["changed"] = result["outcome"] in ("allow", "deny") and result["outcome"] != row.outcome
+        await record_action(request, ctx, session.subject, "replay", params={"decision_id": row.decision_id},
+                            result={"replay": {k: {"outcome": v["outcome"], "changed": v["changed"]}
+                                               for k, v in results.items()}})
+    return with_decision(page(request, "decision.html", session=session, replay=results, engine=engine.name,
+                              loaded=engine.loaded_revisions(), **decision_context(row)), ctx)
 
 
 async def export(request: web.Request) -> web.Response:
@@ -72,11 +73,12 @@ async def export(request: web.Request) -> web.Response:
     filters, before, _, given = view_filters(request.query)
     most = request.config_dict[CONFIG].console.export_max_rows
     rows = await request.config_dict[DECISIONS].page(filters, before, most)
-    await record_action(request, ctx_of(request), session.subject, "export",
-                        params={"format": fmt, "filters": given}, result={"rows": len(rows)})
+    ctx = ctx_of(request)
+    await record_action(request, ctx, session.subject, "export", params={"format": fmt, "filters": given},
+                        result={"rows": len(rows)})
     body, ctype = (csv_text(rows), "text/csv") if fmt == "csv" else (json_text(rows), "application/json")
-    return web.Response(text=body, content_type=ctype, charset="utf-8", headers={
-        "Content-Disposition": f'attachment; filename="statelock-decisions.{fmt}"'})
+    return with_decision(web.Response(text=body, content_type=ctype, charset="utf-8", headers={
+        "Content-Disposition": f'attachment; filename="statelock-decisions.{fmt}"'}), ctx)
 
 
 def _admin(request: web.Request, session: Session) -> None:
@@ -111,27 +113,30 @@ async def backtest_page(request: web.Request) -> web.Response:
 
 async def run_backtest(request: web.Request) -> web.Response:
     """``POST /statelock/ui/backtest``: candidate, since, until -> changed counts and the first changes."""
-    session = await require(request)
-    _admin(request, session)
-    form = await request.post()
-    check_csrf(session, form)
+    ctx = ctx_of(request)
     con = request.config_dict[CONFIG].console
-    path = _candidate(con.backtest_dir, str(form.get("candidate", "")))
-    try:
-        since = parse_time(str(form["since"]), "since") if form.get("since") else None
-        until = parse_time(str(form["until"]), "until") if form.get("until") else None
-        filters = QueryFilters(since=since, until=until)
-    except ValueError as exc:
-        raise BadRequest(str(exc)) from exc
-    rows = await request.config_dict[DECISIONS].page(filters, None, con.backtest_max_decisions)
-    records = [row.record for row in reversed(rows)]
-    entrypoint = request.config_dict[CONFIG].policy.decision_path
-    result: BacktestResult = await asyncio.to_thread(backtest, path, entrypoint, records)
-    await record_action(request, ctx_of(request), session.subject, "backtest",
-                        params={"candidate": path.name, "since": form.get("since") or None,
-                                "until": form.get("until") or None},
-                        result={"backtest": {"evaluated": result.evaluated, "allow_to_deny": result.allow_to_deny,
-                                             "deny_to_allow": result.deny_to_allow, "revision": result.revision}})
-    return page(request, "backtest.html", session=session, root=con.backtest_dir, candidates=candidates(
-        con.backtest_dir), result=replace(result, candidate=path.name), form=dict(form),
-        truncated=len(rows) >= con.backtest_max_decisions)
+    async with request.config_dict[RECORDER].refusing(ctx):
+        session = await require(request)
+        _admin(request, session)
+        form = await request.post()
+        check_csrf(session, form)
+        path = _candidate(con.backtest_dir, str(form.get("candidate", "")))
+        try:
+            since = parse_time(str(form["since"]), "since") if form.get("since") else None
+            until = parse_time(str(form["until"]), "until") if form.get("until") else None
+            filters = QueryFilters(since=since, until=until)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from exc
+        rows = await request.config_dict[DECISIONS].page(filters, None, con.backtest_max_decisions)
+        records = [row.record for row in reversed(rows)]
+        entrypoint = request.config_dict[CONFIG].policy.decision_path
+        result: BacktestResult = await asyncio.to_thread(backtest, path, entrypoint, records)
+        await record_action(request, ctx, session.subject, "backtest",
+                            params={"candidate": path.name, "since": form.get("since") or None,
+                                    "until": form.get("until") or None},
+                            result={"backtest": {"evaluated": result.evaluated, "revision": result.revision,
+                                                 "allow_to_deny": result.allow_to_deny,
+                                                 "deny_to_allow": result.deny_to_allow}})
+    return with_decision(page(request, "backtest.html", session=session, root=con.backtest_dir,
+                              candidates=candidates(con.backtest_dir), result=replace(result, candidate=path.name),
+                              form=dict(form), truncated=len(rows) >= con.backtest_max_decisions), ctx)

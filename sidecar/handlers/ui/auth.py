@@ -15,7 +15,7 @@ by that rule; a login that fails is recorded as a refusal (``Recorder.refusing``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -37,8 +37,9 @@ from sidecar.identity import Subject
 from sidecar.policy.backtest import CONSOLE_ACTION_PREFIX
 from sidecar.policy.decision import Decision
 from sidecar.policy.input import ActionInput, PolicyInput
-from sidecar.recorder import Ctx
+from sidecar.recorder import DECISION_HEADER, Ctx
 
+_R = TypeVar("_R", bound=web.StreamResponse)
 SESSIONS = web.AppKey("console_sessions", SessionStore)
 LOGIN = "/statelock/ui/login"
 HOME = "/statelock/ui/decisions"
@@ -159,29 +160,37 @@ async def _credentials(request: web.Request, form: Mapping[str, Any]) -> tuple[s
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    """``POST /statelock/ui/login``: a session for a subject who may read decisions, recorded."""
+    """``POST /statelock/ui/login``: a session for a subject who may read decisions; on record either way."""
     form = await request.post()
-    if not same_secret(str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE)):
-        return _login_form(request, "The login form expired (CSRF check): please log in again.", 403)
     ctx = ctx_of(request)
     try:
         async with request.config_dict[RECORDER].refusing(ctx):
+            if not same_secret(str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE)):
+                raise BadRequest("The login form expired (CSRF check): please log in again.", 403)
             token, expires = await _credentials(request, form)
             subject = await request.config_dict[IDENTIFIER].identify(_credential_headers(request, token))
             allowed, roles = await may_read(request.config_dict[ENGINE], subject)
             reasons = () if allowed else (f"Reading decisions needs one of the roles: {', '.join(sorted(roles))}.",)
             await record_action(request, ctx, subject, "login", allow=allowed, reasons=reasons)
-    except Unauthorized as exc:
-        return _login_form(request, exc.message if "Fill in" in exc.message or "Keystone" in exc.message
-                           else "Those credentials were not accepted.", 401)
+    except (Unauthorized, BadRequest) as exc:
+        shown = exc.message if isinstance(exc, BadRequest) or "Fill in" in exc.message or "Keystone" in exc.message \
+            else "Those credentials were not accepted."
+        return with_decision(_login_form(request, shown, exc.status), ctx)
     if not allowed:
-        raise NeedsRole(roles)
+        raise NeedsRole(roles).bind(ctx.shown_id, None)
     store = request.config_dict[SESSIONS]
     cookie, session = store.create(token, subject, expires)
     resp = web.HTTPSeeOther(HOME)
     resp.set_cookie(COOKIE, cookie, **cookie_options(secure_cookies(request), store.max_age(session)))
     resp.del_cookie(LOGIN_COOKIE, path=cookie_options(False, None)["path"])
-    raise resp
+    raise with_decision(resp, ctx)
+
+
+def with_decision(resp: _R, ctx: Ctx) -> _R:
+    """``resp`` with the ``X-Statelock-Decision-Id`` of the record ``ctx`` wrote, if it wrote one."""
+    if ctx.recorded:
+        resp.headers[DECISION_HEADER] = ctx.decision_id
+    return resp
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
@@ -189,18 +198,22 @@ async def logout(request: web.Request) -> web.StreamResponse:
     session = await current(request)
     if session is None:
         raise _login_redirect()
-    check_csrf(session, await request.post())
     ctx = ctx_of(request)
-    await record_action(request, ctx, session.subject, "logout")
+    async with request.config_dict[RECORDER].refusing(ctx):
+        check_csrf(session, await request.post())
+        await record_action(request, ctx, session.subject, "logout")
     request.config_dict[SESSIONS].end(request.cookies.get(COOKIE))
     resp = web.HTTPSeeOther(LOGIN)
     resp.del_cookie(COOKIE, path=cookie_options(False, None)["path"])
-    raise resp
+    raise with_decision(resp, ctx)
 
 
 async def forbidden_page(request: web.Request, exc: SidecarError) -> web.Response:
-    """The page for a refused request: the roles needed, or the error's own message."""
+    """The page for a refused request: the roles needed, or the error's own message (and its record's id)."""
     session = await current(request)
     roles = sorted(exc.roles) if isinstance(exc, NeedsRole) else []
-    return page(request, "error.html", exc.status, session=session, roles=roles, message=exc.message,
+    resp = page(request, "error.html", exc.status, session=session, roles=roles, message=exc.message,
                 code=exc.code)
+    if exc.decision_id:
+        resp.headers[DECISION_HEADER] = exc.decision_id
+    return resp

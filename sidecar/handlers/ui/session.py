@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -97,7 +98,7 @@ class SessionStore:
 
     def max_age(self, session: Session) -> int:
         """Seconds the cookie should live: until the session expires."""
-        return max(0, int(session.expires_at - self._clock()))
+        return max(1, math.ceil(session.expires_at - self._clock()))
 
     def __len__(self) -> int:
         return len(self._items)

@@ -144,6 +144,11 @@ class ConsoleServer:
         assert status == 200, doc
         return list(doc["decisions"])
 
+    def records(self) -> list[dict[str, Any]]:
+        """The decision records in the active log file, oldest first (completions left out)."""
+        lines = self.audit_path.read_text().splitlines()
+        return [r for r in map(json.loads, filter(None, lines)) if r.get("type") != "completion"]
+
     def stop(self) -> None:
         terminate(self.proc)
 

@@ -20,6 +20,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	./scripts/system-deps.sh --test
 	$(BIN)/pip install -q -e '.[libvirt,xenapi,test]'
 	touch $@
 

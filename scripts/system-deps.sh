@@ -5,7 +5,13 @@
 # its QEMU driver, QEMU for x86_64, virsh). Idempotent and quiet when everything is
 # present. Debian/Ubuntu (apt-get) only; services are never started by the
 # install (the tests start virtlogd and libvirtd themselves when they need them).
+# With --test (make install-test) it also installs what only the tests use: Debian's
+# Chromium, which the console's browser tests drive (no browser is downloaded).
 set -euo pipefail
+profile=run
+if [ "${1:-}" = "--test" ]; then
+  profile=test
+fi
 need=()
 pkg-config --exists libvirt 2>/dev/null || need+=(libvirt-dev pkg-config)
 command -v gcc >/dev/null || need+=(gcc)
@@ -19,6 +25,10 @@ command -v runuser >/dev/null || need+=(util-linux)
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
 command -v qemu-img >/dev/null || need+=(qemu-utils)
 command -v virsh >/dev/null || need+=(libvirt-clients)
+# The console's browser tests (Playwright for Python drives /usr/bin/chromium).
+if [ "$profile" = test ]; then
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+fi
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then

@@ -96,6 +96,7 @@ def test_login_sets_a_strict_session_cookie_and_logout_ends_it(page: Page, brows
     login(page, server, AUDITOR)
     expect(page).to_have_url(server.url + UI + "/decisions")
     expect(page.locator("#who")).to_contain_text("audit-svc")
+    shoot(page, "decisions")
     [cookie] = [c for c in browser.cookies() if c["name"] == "statelock_session"]
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict" and cookie["secure"] is False
     assert cookie["path"] == UI + "/" and cookie["expires"] > time.time()

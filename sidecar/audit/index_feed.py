@@ -104,7 +104,7 @@ class IndexFeed:
         self.chain = chain
         self._max_pending = max_pending
         self._retry_s = retry_s
-        self._pending: list[IndexRow | CompletionRow] = []
+        self._pending: list[dict[str, Any]] = []
         self._wakeup = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -139,21 +139,28 @@ class IndexFeed:
             except OSError as exc:
                 raise IndexUnavailable(f"cannot read the decision log {self.log_path} to index it: {exc}") \
                     from exc
-            await self.index.add(rows)
+            if rows:
+                await self.index.add(rows)
             added += len(rows)
         if added:
             log.info("decision index: %d records of chain %s caught up from the log", added, self.chain)
         return added
 
     def submit(self, records: Sequence[dict[str, Any]]) -> None:
-        """Queue a batch just written (the log's ``on_written``); checkpoints are not indexed."""
-        rows = [row for row in (index_row(r, self.replica, self.chain) for r in records) if row is not None]
+        """Queue a batch just written (the log's ``on_written``); checkpoints are not indexed.
+
+        Only the records are queued here, in the event loop: they become rows in a worker thread.
+        """
+        rows = [r for r in records if "seq" in r]
         if not rows:
             return
         self._pending.extend(rows)
         self._trim()
         self._idle.clear()
         self._wakeup.set()
+
+    def _rows(self, records: Sequence[dict[str, Any]]) -> list[IndexRow | CompletionRow]:
+        return [row for row in (index_row(r, self.replica, self.chain) for r in records) if row is not None]
 
     def _trim(self) -> None:
         if len(self._pending) > self._max_pending:
@@ -179,7 +186,7 @@ class IndexFeed:
                 batch = self._pending[:BATCH]
                 del self._pending[:BATCH]
                 try:
-                    await self.index.add(batch)
+                    await self.index.add(await asyncio.to_thread(self._rows, batch))
                 except IndexUnavailable as exc:
                     self.failures += 1
                     if self.last_error != str(exc):

@@ -1,6 +1,6 @@
 """Playwright for Python driving Debian's Chromium (no browser download), against a real Statelock.
 
-``browser`` is one Chromium for the session (headless, as root: no sandbox, a fresh
+``browser`` is one Chromium for each test module (headless, as root: no sandbox, a fresh
 ``--user-data-dir``, no network but loopback). ``page`` is a fresh page whose cookies
 are cleared, and which fails its test if the page logged an error to the console
 (a CSP violation included, or an asset that failed to load) or raised one; a page
@@ -25,7 +25,9 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 Shoot = Callable[[Page, str], Path]
 
 
-@pytest.fixture(scope="session")
+# NOTE: per module, not per session: while Playwright's sync API runs, its event loop is the
+# thread's running loop, and every async test after it would fail to start its own.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: scripts/system-deps.sh --test installs Debian's chromium")
@@ -33,7 +35,7 @@ def playwright() -> Iterator[Playwright]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[BrowserContext]:
     with tempfile.TemporaryDirectory(prefix="statelock-chromium-") as profile:
         context = playwright.chromium.launch_persistent_context(

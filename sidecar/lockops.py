@@ -212,7 +212,7 @@ class LockService:
             log.warning("suspend-lock %s has no decision on record to complete", lock.id)
             return
         await self.recorder.completion(lock.placed_decision_id, status, time.perf_counter() - since,
-                                       error_code, lock_ids=[lock.id], lock_state=state,
+                                       error_code, durable=True, lock_ids=[lock.id], lock_state=state,
                                        reconciled=reconciled, backend_result=result)
 
     async def _suspend_and_wait(self, instance_id: str) -> tuple[int, str]:
@@ -257,11 +257,12 @@ class LockService:
                     answered, result = await self.ops.power(instance_id, "resume"), "resumed"
             except SidecarError as exc:
                 await self.recorder.completion(ctx.decision_id, exc.status, time.perf_counter() - t,
-                                               exc.code, lock_ids=ids, lock_state="lifted")
+                                               exc.code, durable=True, lock_ids=ids, lock_state="lifted")
                 exc.message = f"The suspend-locks {', '.join(ids)} are lifted, but {exc.message}"
                 raise
             await self.recorder.completion(ctx.decision_id, answered, time.perf_counter() - t,
-                                           lock_ids=ids, lock_state="lifted", backend_result=result)
+                                           durable=True, lock_ids=ids, lock_state="lifted",
+                                           backend_result=result)
             return [await self._as_lifted(lk) for lk in lifting]
 
     async def _as_lifted(self, lock: Lock) -> Lock:

@@ -75,7 +75,12 @@ class InstanceOps(Protocol):
 
     ``resolve`` raises NotFound for an instance that does not exist and
     TargetUnresolved when it can't tell; the others raise the backend's SidecarError.
+    ``resolves_cheaply`` says whether ``resolve`` costs next to nothing (a driver asks its
+    hypervisor), so every decision may carry the instance's project and host; an
+    upstream's lookup costs a round trip, so it is made only when a decision needs it.
     """
+
+    resolves_cheaply: bool
 
     async def resolve(self, instance_id: str) -> Target:
         """The instance's project and host."""

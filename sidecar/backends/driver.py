@@ -162,6 +162,8 @@ class DriverDispatcher:
 class DriverInstanceOps:
     """InstanceOps asking the driver every time (nothing is cached)."""
 
+    resolves_cheaply = True
+
     def __init__(self, handle: DriverHandle, dispatcher: DriverDispatcher) -> None:
         self._handle = handle
         self._dispatcher = dispatcher

@@ -44,6 +44,8 @@ class ServiceTokenSource(Protocol):
 class NovaInstanceOps:
     """InstanceOps over the compute API (see module docstring)."""
 
+    resolves_cheaply = False
+
     def __init__(self, session: SessionSource, cfg: BackendConfig, host_ttl_s: float = 30.0,
                  service_auth: ServiceTokenSource | None = None) -> None:
         assert cfg.upstream_url is not None

@@ -230,6 +230,14 @@ async def test_suspend_lock_and_unlock_resume(stack: Stack) -> None:
     undo = await stack.client.post(f"/statelock/v1/instances/{sid}/unlock-resume", json={},
                                    headers={"X-Auth-Token": BILLING})
     assert undo.status == 200, await undo.text()
+    [unlocked] = (await undo.json())["unlocked"]
+    assert (unlocked["id"], unlocked["state"], unlocked["active"]) == (lock["id"], "lifted", False)
+    assert unlocked["lifted_decision_id"] == undo.headers["X-Statelock-Decision-Id"]
+    for decision_id, state, result in ((resp.headers["X-Statelock-Decision-Id"], "active", "suspended"),
+                                       (undo.headers["X-Statelock-Decision-Id"], "lifted", "resumed")):
+        [done] = [r for r in stack.records() if r.get("type") == "completion" and r["decision_id"] == decision_id]
+        assert done["statelock"]["upstream"]["status"] == 202 and done["statelock"]["upstream"]["result"] == result
+        assert done["statelock"]["lock"] == {"ids": [lock["id"]], "state": state, "reconciled": False}
     assert stack.nova.servers[sid]["status"] == "ACTIVE"
     assert (await _show(stack, sid))["locked"] is False
 
@@ -248,6 +256,13 @@ async def test_failed_suspend_keeps_the_lock(stack: Stack) -> None:
     [lock] = (await listing.json())["locks"]
     assert lock["state"] == "failed" and "suspend failed" in lock["note"]
     assert (await stack.action(sid, {"resume": None})).status == 409
+    # the log proves it: the decision that placed the lock, completed with the backend's failure
+    [done] = [r for r in stack.records() if r.get("type") == "completion"
+              and r["decision_id"] == resp.headers["X-Statelock-Decision-Id"]]
+    assert done["statelock"]["error_code"] == "upstream_error"
+    assert done["statelock"]["upstream"]["status"] == 502
+    assert done["statelock"]["lock"] == {"ids": [lock["id"]], "state": "failed", "reconciled": False}
+    assert lock["placed_decision_id"] == resp.headers["X-Statelock-Decision-Id"]
 
 
 @pytest.mark.parametrize("rounds", [30])

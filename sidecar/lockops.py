@@ -120,23 +120,46 @@ class LockService:
     # -- the lock API ------------------------------------------------------------------------
 
     async def place(self, ctx: Ctx, subject: Subject, kind: LockKind, scope: LockScope, target: str,
-                    reason: str, expires_at: datetime | None) -> Lock:
-        """Place a lock of any kind and scope; returns it."""
+                    reason: str, expires_at: datetime | None, force: bool = False) -> Lock:
+        """Place a lock of any kind and scope; returns it.
+
+        Its target must exist (an instance the backend knows, a project or host it can
+        vouch for): a lock on a typo does nothing. ``force`` places it on a target that
+        does not exist yet, and the decision record says so (``params.force``).
+        """
         now = datetime.now(UTC)
         if expires_at is not None and expires_at <= now:
             raise BadRequest("lock.expires_at is in the past")
         key = target if scope == "instance" else ALL_INSTANCES
         async with self.guard.exclusive(key):
-            info = await self.ops.resolve(target) if scope == "instance" else _target_of(scope, target)
+            info = await self._checked_target(scope, target, force)
             existing = await self.store.effective_locks(info.instance_id or None, info.project_id,
                                                         info.host, now)
             lock = Lock(id=new_lock_id(), kind=kind, scope=scope, target=target, reason=reason,
                         owner=subject, created_at=now, expires_at=expires_at, source="api",
                         placed_decision_id=ctx.decision_id)
-            await self._decide(ctx, subject, "lock", {"kind": kind, "scope": scope, "reason": reason},
-                               info, existing, now, placed=[lock.id])
+            params: dict[str, Any] = {"kind": kind, "scope": scope, "reason": reason}
+            if force:
+                params["force"] = True
+            await self._decide(ctx, subject, "lock", params, info, existing, now, placed=[lock.id])
             await self.store.add(lock)
             return lock
+
+    async def _checked_target(self, scope: LockScope, target: str, force: bool) -> Target:
+        if scope == "instance":
+            try:
+                return await self.ops.resolve(target)
+            except NotFound as exc:
+                if not force:
+                    exc.message += " Give force (--force) to lock it before it exists."
+                    raise
+                return Target(target, None, None)
+        if not force:
+            missing = await self.ops.knows(scope, target)
+            if missing is not None:
+                raise NotFound(f"There is no {scope} {target!r} to lock ({missing}); check the "
+                               f"name, or give force (--force) to lock it before it exists.")
+        return _target_of(scope, target)
 
     async def lift(self, ctx: Ctx, subject: Subject, lock_id: str) -> Lock:
         """Lift one lock by id (policy action ``unlock``); returns it, lifted (its row stays as history)."""

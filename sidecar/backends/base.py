@@ -98,6 +98,13 @@ class InstanceOps(Protocol):
     def forget_host(self, instance_id: str) -> None:
         """Drop any cached host of the instance (it may have moved)."""
 
+    async def knows(self, scope: str, target: str) -> str | None:
+        """Whether a project or host lock's target exists: None if it does, else why not.
+
+        A lock on a target that does not exist does nothing, so the lock API refuses it
+        unless forced. TargetUnresolved when the backend can't tell.
+        """
+
 
 class Backend(Protocol):
     """A dispatcher and instance operations sharing one connection's lifetime."""

@@ -193,6 +193,13 @@ class DriverInstanceOps:
     def forget_host(self, instance_id: str) -> None:
         """Nothing is cached: the driver is asked every time."""
 
+    async def knows(self, scope: str, target: str) -> str | None:
+        found: list[Instance] = await self._handle.call(lambda d: d.list_instances())
+        attribute = "project_id" if scope == "project" else "host"
+        if any(getattr(i, attribute) == target for i in found):
+            return None
+        return f"no instance of the {self._handle.name} hypervisor has {scope} {target!r}"
+
 
 class DriverBackend:
     """The driver Backend: one driver, its dispatcher and instance operations."""

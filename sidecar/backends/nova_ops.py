@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -41,14 +42,23 @@ class ServiceTokenSource(Protocol):
         """Forget the token (the upstream refused it)."""
 
 
+class ProjectDirectory(Protocol):
+    """Who can say whether a project exists (Keystone)."""
+
+    async def project_exists(self, project_id: str) -> bool | None:
+        """True or False; None when it can't tell (not allowed to look)."""
+
+
 class NovaInstanceOps:
     """InstanceOps over the compute API (see module docstring)."""
 
     resolves_cheaply = False
 
     def __init__(self, session: SessionSource, cfg: BackendConfig, host_ttl_s: float = 30.0,
-                 service_auth: ServiceTokenSource | None = None) -> None:
+                 service_auth: ServiceTokenSource | None = None,
+                 projects: ProjectDirectory | None = None) -> None:
         assert cfg.upstream_url is not None
+        self._projects_directory = projects
         self._session = session
         self._base = cfg.upstream_url.rstrip("/")
         self._cfg = cfg
@@ -140,3 +150,25 @@ class NovaInstanceOps:
     async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None,
                              lock_id: str | None = None) -> None:
         """Nothing to do: Nova has no hypervisor-level boot block; the lock table enforces."""
+
+    async def knows(self, scope: str, target: str) -> str | None:
+        """A project through Keystone (else Nova's servers of it); a host through os-services."""
+        if scope == "project" and self._projects_directory is not None:
+            exists = await self._projects_directory.project_exists(target)
+            if exists is not None:
+                return None if exists else f"Keystone has no project {target!r}"
+        quoted = urllib.parse.quote(target, safe="")
+        if scope == "project":
+            url = f"{self._base}/v2.1/servers?all_tenants=1&project_id={quoted}&limit=1"
+            key, why = "servers", f"Nova has no server in project {target!r} (and no Keystone to ask)"
+        else:
+            url = f"{self._base}/v2.1/os-services?binary=nova-compute&host={quoted}"
+            key, why = "services", f"Nova has no compute service on host {target!r}"
+        try:
+            status, data = await self._service_call("GET", url)
+            doc = json.loads(data) if status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise TargetUnresolved(f"cannot look up {scope} {target!r}: {exc}") from exc
+        if not isinstance(doc, Mapping) or not isinstance(doc.get(key), list):
+            raise TargetUnresolved(f"cannot look up {scope} {target!r}: upstream answered {status}")
+        return None if doc[key] else why

@@ -173,3 +173,13 @@ async def test_driver_mode_records_carry_the_instance_s_real_project(client: Tes
     backend = client.app[BACKEND]
     assert isinstance(backend, DriverBackend)
     assert (await backend.driver.get_instance(A)).power_state is PowerState.RUNNING
+
+
+@pytest.mark.parametrize(("scope", "target", "status"), [
+    ("project", "demo", 201), ("project", "nope", 404), ("host", "fake-host", 201), ("host", "nope", 404)])
+async def test_driver_mode_checks_project_and_host_targets_against_the_hypervisor(
+    client: TestClient[Any, Any], scope: str, target: str, status: int
+) -> None:
+    resp = await client.post("/statelock/v1/locks", headers={"X-Auth-Token": "legal-svc:service:legal"},
+                             json={"lock": {"kind": "delete", "scope": scope, "target": target, "reason": "r"}})
+    assert resp.status == status, await resp.text()

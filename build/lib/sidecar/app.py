@@ -1,0 +1,162 @@
+"""Builds the aiohttp Application: the composition root of the request path.
+
+``create_app`` makes the Application with the error boundary and the routes;
+``_components`` (a ``cleanup_ctx``) builds every long-lived component, opens them
+in order, puts what handlers need under typed ``AppKey``s and closes them in
+reverse order. This is the only place that picks implementations by config.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from sidecar import appkeys as keys
+from sidecar.audit.log import JsonlAuditLog
+from sidecar.audit.shipping import DecisionShipper
+from sidecar.backends.base import Backend
+from sidecar.classify import Classifier, load_route_table
+from sidecar.config import Config
+from sidecar.decide import Decider
+from sidecar.guard import Guard, NoGuard
+from sidecar.handlers import decisions_api, locks_api, nova, ops
+from sidecar.handlers.boundary import error_boundary
+from sidecar.handlers.lifecycle import STATE, ServerState, count_in_flight
+from sidecar.identity import HeaderIdentifier, Identifier
+from sidecar.lockops import LockService
+from sidecar.locks.factory import open_lock_store
+from sidecar.locks.store import LockStore
+from sidecar.lockview import LockView
+from sidecar.metrics import Metrics
+from sidecar.pipeline import Pipeline, Stages
+from sidecar.policy.engine import create_engine
+from sidecar.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+
+def create_identifier(cfg: Config) -> Identifier:
+    """The identifier for the configured identity mode (not yet started)."""
+    if cfg.identity.mode == "keystone":
+        from sidecar.keystone import KeystoneIdentifier
+
+        return KeystoneIdentifier(cfg.identity.keystone, cfg.identity.admin_role)
+    return HeaderIdentifier(cfg.identity.mode, cfg.identity.admin_role)
+
+
+def create_backend(cfg: Config, identifier: Identifier) -> Backend:
+    """The backend the config names (not yet started)."""
+    if cfg.backend.kind == "upstream":
+        from sidecar.backends.upstream import UpstreamBackend
+
+        service_auth = projects = None
+        if cfg.identity.mode == "keystone":
+            from sidecar.keystone import KeystoneIdentifier
+
+            assert isinstance(identifier, KeystoneIdentifier)
+            projects = identifier.service
+            if not cfg.backend.service_auth.token:
+                service_auth = identifier.service
+        return UpstreamBackend(cfg.backend, cfg.target.host_ttl_s, service_auth, projects)
+    from sidecar.backends.driver import DriverBackend
+
+    return DriverBackend(cfg.backend, cfg.identity.admin_role)
+
+
+def create_guard(cfg: Config, store: LockStore) -> Guard:
+    """The guard the store supplies: advisory locks on PostgreSQL (replicas), else in-process."""
+    if cfg.lockstore.guard == "none":
+        log.warning("lockstore.guard is 'none': actions are NOT ordered against lock changes (tests only)")
+        return NoGuard()
+    return store.guard(cfg.lockstore.guard_timeout_s)
+
+
+async def _start_shipper(cfg: Config, stack: contextlib.AsyncExitStack) -> DecisionShipper | None:
+    ship = cfg.audit.shipping
+    if ship.url is None:
+        return None
+    shipper = DecisionShipper(ship.url, ship.spool_dir, max_batch_records=ship.max_batch_records,
+                              max_spool_bytes=ship.max_spool_bytes, linger_s=ship.linger_s,
+                              timeout_s=ship.timeout_s)
+    await shipper.start()
+    stack.push_async_callback(shipper.close)
+    return shipper
+
+
+def _pipeline(cfg: Config, app: web.Application, backend: Backend, guard: Guard,
+              recorder: Recorder, decider: Decider, locks: LockService) -> Pipeline:
+    classifier = Classifier(load_route_table(cfg.classifier.actions), cfg.limits.max_json_depth,
+                            cfg.classifier.unknown_reads)
+    stages = Stages(classifier=classifier, identifier=app[keys.IDENTIFIER], guard=guard,
+                    store=app[keys.STORE], ops=backend.ops, decider=decider,
+                    dispatcher=backend.dispatcher, locks=locks,
+                    lock_view=LockView(app[keys.STORE], backend.ops), recorder=recorder,
+                    metrics=app[keys.METRICS])
+    return Pipeline(stages, reads_skip_policy=cfg.classifier.reads_skip_policy, dry_run=cfg.dry_run,
+                    backend_kind=cfg.backend.kind)
+
+
+async def _components(app: web.Application) -> AsyncIterator[None]:
+    cfg = app[keys.CONFIG]
+    store = open_lock_store(cfg.lockstore.url, pool_size=cfg.lockstore.pool_size,
+                            timeout_s=cfg.lockstore.guard_timeout_s)
+    engine = create_engine(cfg.policy)
+    identifier = create_identifier(cfg)
+    backend = create_backend(cfg, identifier)
+    async with contextlib.AsyncExitStack() as stack:
+        shipper = await _start_shipper(cfg, stack)
+        if shipper is not None:
+            app[keys.SHIPPER] = shipper
+        audit = JsonlAuditLog(cfg.audit.path, cfg.audit.flush_window_ms, cfg.audit.fsync,
+                              max_bytes=cfg.audit.max_bytes,
+                              on_written=shipper.submit_all if shipper else None,
+                              checkpoint_interval_s=cfg.audit.checkpoint_interval_s,
+                              signing_key=cfg.audit.signing_key)
+        await store.open()
+        stack.push_async_callback(store.close)
+        await engine.start()
+        stack.push_async_callback(engine.close)
+        await audit.open()
+        # NOTE: closed before the shipper (pushed later), so its last batch is still shipped.
+        stack.push_async_callback(audit.close)
+        await identifier.start()
+        stack.push_async_callback(identifier.close)
+        await backend.start()
+        stack.push_async_callback(backend.close)
+        app[keys.STORE], app[keys.ENGINE], app[keys.AUDIT] = store, engine, audit
+        app[keys.IDENTIFIER], app[keys.BACKEND] = identifier, backend
+        recorder = Recorder(audit, lambda: engine.revision, app[keys.METRICS], mode=cfg.mode,
+                            on_failure=cfg.audit.on_failure, redact_paths=cfg.audit.redact_paths)
+        decider = Decider(engine, recorder)
+        guard = create_guard(cfg, store)
+        locks = LockService(backend.ops, store, decider, recorder, guard)
+        app[keys.RECORDER], app[keys.LOCKS] = recorder, locks
+        app[keys.PIPELINE] = _pipeline(cfg, app, backend, guard, recorder, decider, locks)
+        # NOTE: pending suspend-locks are finished in the background; their locks apply already.
+        reconcile = asyncio.create_task(locks.reconcile(), name="statelock-reconcile")
+        stack.callback(reconcile.cancel)
+        log.info("statelock ready: backend=%s policy=%s revision=%s mode=%s",
+                 cfg.backend.kind, engine.name, engine.revision, cfg.mode)
+        yield
+
+
+def create_app(cfg: Config) -> web.Application:
+    """The Statelock application for a validated Config."""
+    app = web.Application(client_max_size=cfg.limits.max_body_bytes,
+                          handler_args=nova.server_settings(cfg.limits),
+                          middlewares=[count_in_flight, error_boundary])
+    app[STATE] = ServerState()
+    nova.add_limits(app)
+    app[keys.CONFIG] = cfg
+    app[keys.METRICS] = Metrics()
+    app.cleanup_ctx.append(_components)
+    ops.add_routes(app)
+    locks_api.add_routes(app)
+    decisions_api.add_routes(app)
+    # NOTE: [\s\S] so that a path holding a decoded newline still reaches the handler (a Nova 4xx).
+    app.router.add_route("*", r"/{tail:[\s\S]*}", nova.nova_handler)
+    return app

@@ -1,0 +1,1 @@
+"""Backends: where allowed requests go (an upstream compute API or a driver)."""

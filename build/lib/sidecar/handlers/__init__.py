@@ -1,0 +1,1 @@
+"""The only aiohttp-aware code: Nova routes, the Statelock API, ops endpoints."""

@@ -83,10 +83,10 @@ def _param(name: str, where: str = "query", schema: dict[str, Any] | None = None
 
 
 _LOCK_ONE = {"type": "object", "properties": {"lock": {"$ref": "#/components/schemas/Lock"}}}
-_LOCK_LIST = {"type": "object", "properties": {"locks": {"type": "array",
+_LOCK_LIST: dict[str, Any] = {"type": "object", "properties": {"locks": {"type": "array",
                                                          "items": {"$ref": "#/components/schemas/Lock"}}}}
 _INSTANCE = _param("instance_id", "path", {"type": "string", "format": "uuid"})
-_OPEN = {"security": []}
+_OPEN: dict[str, Any] = {"security": []}
 _PROBE = {"type": "object", "additionalProperties": True}
 _DECISION_FILTERS = [
     _param("decision_id", description="an id, or a prefix of 8 or more characters"),

@@ -92,8 +92,13 @@ class InstanceOps(Protocol):
         """Run ``suspend`` or ``resume``; the backend's status for it (Nova's 202, a driver's 202)."""
 
     async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None,
-                             lock_id: str | None = None) -> None:
-        """Ask the hypervisor to refuse boots too, where it can (defence in depth)."""
+                             lock_id: str | None = None) -> dict[str, Any] | None:
+        """Ask the hypervisor to refuse boots too, where it can (defence in depth).
+
+        A driver backend raises its error (the hypervisor is the backend). An upstream
+        returns a report of the write on the instance's compute host (``error`` set when
+        the host could not be reached), None when no hypervisor is configured.
+        """
 
     def forget_host(self, instance_id: str) -> None:
         """Drop any cached host of the instance (it may have moved)."""

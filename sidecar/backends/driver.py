@@ -187,8 +187,9 @@ class DriverInstanceOps:
         return 202
 
     async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None,
-                             lock_id: str | None = None) -> None:
+                             lock_id: str | None = None) -> dict[str, Any] | None:
         await self._handle.call(lambda d: d.set_boot_block(instance_id, blocked, reason, lock_id=lock_id))
+        return None
 
     def forget_host(self, instance_id: str) -> None:
         """Nothing is cached: the driver is asked every time."""

@@ -17,8 +17,9 @@ from typing import Any, Protocol
 
 import aiohttp
 
+from sidecar.backends.host_blocks import HostBootBlocks
 from sidecar.config import BackendConfig
-from sidecar.errors import NotFound, TargetUnresolved, UpstreamError, UpstreamTimeout
+from sidecar.errors import NotFound, SidecarError, TargetUnresolved, UpstreamError, UpstreamTimeout
 from sidecar.policy.input import Target
 
 _PROJECT_CACHE_MAX = 100_000
@@ -59,6 +60,7 @@ class NovaInstanceOps:
                  projects: ProjectDirectory | None = None) -> None:
         assert cfg.upstream_url is not None
         self._projects_directory = projects
+        self._host_blocks = HostBootBlocks(cfg.hypervisors, cfg.hypervisor_uri)
         self._session = session
         self._base = cfg.upstream_url.rstrip("/")
         self._cfg = cfg
@@ -148,8 +150,19 @@ class NovaInstanceOps:
         return status
 
     async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None,
-                             lock_id: str | None = None) -> None:
-        """Nothing to do: Nova has no hypervisor-level boot block; the lock table enforces."""
+                             lock_id: str | None = None) -> dict[str, Any] | None:
+        """Write the block into the domain on the instance's host, when hypervisors are configured.
+
+        Nova itself has no boot block: Statelock's lock table enforces in front of it. Never
+        raises; the report says what happened on the host.
+        """
+        if not self._host_blocks.configured:
+            return None
+        try:
+            host = (await self.resolve(instance_id)).host
+        except SidecarError as exc:
+            return {"host": None, "blocked": blocked, "written": False, "error": exc.message}
+        return await self._host_blocks.write(instance_id, host, blocked, reason, lock_id)
 
     async def knows(self, scope: str, target: str) -> str | None:
         """A project through Keystone (else Nova's servers of it); a host through os-services."""

@@ -50,7 +50,17 @@ def validate(cfg: Config) -> None:
             )
         if b.driver:
             raise ConfigError("backend.driver: only valid when backend.kind is driver")
+        for host, uri in b.hypervisors.items():
+            if not isinstance(uri, str) or "://" not in uri:
+                raise ConfigError(f"backend.hypervisors.{host}: {uri!r} is not a libvirt URI "
+                                  "(e.g. qemu+tls://cmp-1/system)")
+        if b.hypervisor_uri is not None and "{host}" not in b.hypervisor_uri:
+            raise ConfigError(f"backend.hypervisor_uri: {b.hypervisor_uri!r} must hold {{host}} (Nova's "
+                              "host name), e.g. qemu+tls://{host}/system")
     else:
+        if b.hypervisors or b.hypervisor_uri:
+            raise ConfigError("backend.hypervisors / backend.hypervisor_uri: only valid when backend.kind is "
+                              "upstream (a driver backend already writes the boot block itself)")
         if "name" not in b.driver:
             raise ConfigError("backend.driver.name: required when backend.kind is driver (libvirt, xenapi, fake)")
         if b.upstream_url:

@@ -1,1 +1,0 @@
-"""Backends: where allowed requests go (an upstream compute API or a driver)."""

@@ -1,1 +1,0 @@
-"""The only aiohttp-aware code: Nova routes, the Statelock API, ops endpoints."""

@@ -1,30 +1,37 @@
 # Statelock: the sidecar with the libvirt and XenAPI drivers.
-# Build: docker build -t statelock .   Run: docker run -p 8774:8774 -v /etc/statelock:/etc/statelock statelock
+# Build: docker build -t statelock .
+# Run:   docker run -p 8774:8774 -v /etc/statelock:/etc/statelock -v statelock-state:/var/lib/statelock \
+#          -v statelock-logs:/var/log/statelock statelock
+# The image installs exactly as `make install` does: scripts/install.sh (the runtime packages of
+# scripts/system-deps.sh, then a virtualenv with Statelock), so what the tests cover is what ships.
 FROM python:3.11-slim-bookworm AS build
-RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc pkg-config libvirt-dev \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY scripts ./scripts
 COPY sidecar ./sidecar
 COPY drivers ./drivers
-RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[libvirt,xenapi]'
+RUN apt-get update \
+ && PYTHON=python3.11 ./scripts/install.sh /opt/statelock/venv \
+ && rm -rf /var/lib/apt/lists/*
 
 FROM python:3.11-slim-bookworm
+# NOTE: libvirt0 is the runtime library libvirt-python links against (libvirt-dev is build-only).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libvirt0 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --home /var/lib/statelock --create-home statelock \
+ && useradd --system --home-dir /var/lib/statelock --create-home --shell /usr/sbin/nologin statelock \
  && mkdir -p /var/log/statelock /etc/statelock \
- && chown statelock /var/log/statelock
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/* && rm -rf /wheels
+ && chown statelock:statelock /var/log/statelock /var/lib/statelock \
+ && chmod 0750 /var/log/statelock /var/lib/statelock
+COPY --from=build /opt/statelock/venv /opt/statelock/venv
 WORKDIR /opt/statelock
 COPY config ./config
 COPY policies ./policies
 USER statelock
-ENV STATELOCK_LISTEN=0.0.0.0:8774
+# The decision log, checkpoints, signing key and lock table are created 0640/0600 regardless.
+ENV PATH=/opt/statelock/venv/bin:$PATH STATELOCK_LISTEN=0.0.0.0:8774
 EXPOSE 8774
-HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,os; urllib.request.urlopen('http://127.0.0.1:' + os.environ['STATELOCK_LISTEN'].rsplit(':',1)[1] + '/statelock/v1/livez', timeout=2)"
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=10s --timeout=3s CMD python -c "import urllib.request,os; urllib.request.urlopen('http://127.0.0.1:' + os.environ['STATELOCK_LISTEN'].rsplit(':',1)[1] + '/statelock/v1/readyz', timeout=2)"
 ENTRYPOINT ["statelock"]
 CMD ["serve", "--config", "/etc/statelock/statelock.yaml"]

@@ -10,17 +10,13 @@ CONFIG ?= config/dev.yaml
 
 .PHONY: install install-test run test lint unit opa clean bench
 
-$(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	./scripts/system-deps.sh
-	$(BIN)/pip install -q -e '.[libvirt,xenapi]'
+# NOTE: scripts/install.sh is also what the Dockerfile runs: one install path.
+$(VENV)/.installed: pyproject.toml scripts/install.sh scripts/system-deps.sh
+	PYTHON=$(PYTHON) ./scripts/install.sh --editable $(VENV)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
-	./scripts/system-deps.sh --test
+	./scripts/system-deps.sh test
 	$(BIN)/pip install -q -e '.[libvirt,xenapi,test]'
 	touch $@
 

@@ -1,32 +1,35 @@
 #!/usr/bin/env bash
-# Installs the system packages Statelock's Python dependencies build against
-# (libvirt-python needs libvirt's headers and pkg-config), the servers the tests
-# start (PostgreSQL) and the hypervisor the real-guest tests run on (libvirtd with
-# its QEMU driver, QEMU for x86_64, virsh). Idempotent and quiet when everything is
-# present. Debian/Ubuntu (apt-get) only; services are never started by the
+# Installs the system packages Statelock needs, by profile (Debian/Ubuntu, apt-get):
+#   runtime (default)  what Statelock's Python dependencies build against: libvirt's
+#                      headers and pkg-config for libvirt-python, and gcc. `make run`
+#                      and the Dockerfile install this much.
+#   test               runtime, plus the servers and tools the tests start: PostgreSQL,
+#                      libvirtd with its QEMU driver, QEMU for x86_64 and virsh (the
+#                      real-guest tests), runuser, and Debian's Chromium (the console's
+#                      browser tests drive it with Playwright; no browser is downloaded).
+# Idempotent and quiet when everything is present; services are never started by the
 # install (the tests start virtlogd and libvirtd themselves when they need them).
-# With --test (make install-test) it also installs what only the tests use: Debian's
-# Chromium, which the console's browser tests drive (no browser is downloaded).
 set -euo pipefail
-profile=run
-if [ "${1:-}" = "--test" ]; then
-  profile=test
-fi
+profile=${1:-runtime}
+case "$profile" in
+  runtime|test) ;;
+  *) echo "usage: $0 [runtime|test]" >&2; exit 2 ;;
+esac
 need=()
 pkg-config --exists libvirt 2>/dev/null || need+=(libvirt-dev pkg-config)
 command -v gcc >/dev/null || need+=(gcc)
-# The tests start their own PostgreSQL (several replicas share one lock table).
-ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
-command -v runuser >/dev/null || need+=(util-linux)
-# The real-guest tests: libvirtd's QEMU driver on qemu:///system.
-[ -x /usr/sbin/libvirtd ] || need+=(libvirt-daemon)
-[ -e /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so ] ||
-  need+=(libvirt-daemon-driver-qemu)
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-command -v qemu-img >/dev/null || need+=(qemu-utils)
-command -v virsh >/dev/null || need+=(libvirt-clients)
-# The console's browser tests (Playwright for Python drives /usr/bin/chromium).
 if [ "$profile" = test ]; then
+  # The tests start their own PostgreSQL (several replicas share one lock table).
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  command -v runuser >/dev/null || need+=(util-linux)
+  # The real-guest tests: libvirtd's QEMU driver on qemu:///system.
+  [ -x /usr/sbin/libvirtd ] || need+=(libvirt-daemon)
+  [ -e /usr/lib/x86_64-linux-gnu/libvirt/connection-driver/libvirt_driver_qemu.so ] ||
+    need+=(libvirt-daemon-driver-qemu)
+  command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+  command -v qemu-img >/dev/null || need+=(qemu-utils)
+  command -v virsh >/dev/null || need+=(libvirt-clients)
+  # The console's browser tests (tests/browser): Playwright for Python drives /usr/bin/chromium.
   [ -x /usr/bin/chromium ] || need+=(chromium)
 fi
 
@@ -59,6 +62,8 @@ if [ ${#need[@]} -gt 0 ]; then
   # network with a host bridge, which the tests do not need.
   as_root apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+
+[ "$profile" = test ] || exit 0
 
 # What libvirt-daemon-system would have set up: Debian's libvirtd runs QEMU as
 # libvirt-qemu:libvirt-qemu, which opens /dev/kvm through the kvm group (udev's

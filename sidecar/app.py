@@ -60,13 +60,15 @@ def create_backend(cfg: Config, identifier: Identifier) -> Backend:
     if cfg.backend.kind == "upstream":
         from sidecar.backends.upstream import UpstreamBackend
 
-        service_auth = None
-        if cfg.identity.mode == "keystone" and not cfg.backend.service_auth.token:
+        service_auth = projects = None
+        if cfg.identity.mode == "keystone":
             from sidecar.keystone import KeystoneIdentifier
 
             assert isinstance(identifier, KeystoneIdentifier)
-            service_auth = identifier.service
-        return UpstreamBackend(cfg.backend, cfg.target.host_ttl_s, service_auth)
+            projects = identifier.service
+            if not cfg.backend.service_auth.token:
+                service_auth = identifier.service
+        return UpstreamBackend(cfg.backend, cfg.target.host_ttl_s, service_auth, projects)
     from sidecar.backends.driver import DriverBackend
 
     return DriverBackend(cfg.backend, cfg.identity.admin_role)

@@ -22,7 +22,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from sidecar.backends.base import InstanceOps
 from sidecar.decide import Decider
@@ -120,23 +120,46 @@ class LockService:
     # -- the lock API ------------------------------------------------------------------------
 
     async def place(self, ctx: Ctx, subject: Subject, kind: LockKind, scope: LockScope, target: str,
-                    reason: str, expires_at: datetime | None) -> Lock:
-        """Place a lock of any kind and scope; returns it."""
+                    reason: str, expires_at: datetime | None, force: bool = False) -> Lock:
+        """Place a lock of any kind and scope; returns it.
+
+        Its target must exist (an instance the backend knows, a project or host it can
+        vouch for): a lock on a typo does nothing. ``force`` places it on a target that
+        does not exist yet, and the decision record says so (``params.force``).
+        """
         now = datetime.now(UTC)
         if expires_at is not None and expires_at <= now:
             raise BadRequest("lock.expires_at is in the past")
         key = target if scope == "instance" else ALL_INSTANCES
         async with self.guard.exclusive(key):
-            info = await self.ops.resolve(target) if scope == "instance" else _target_of(scope, target)
+            info = await self._checked_target(scope, target, force)
             existing = await self.store.effective_locks(info.instance_id or None, info.project_id,
                                                         info.host, now)
             lock = Lock(id=new_lock_id(), kind=kind, scope=scope, target=target, reason=reason,
                         owner=subject, created_at=now, expires_at=expires_at, source="api",
                         placed_decision_id=ctx.decision_id)
-            await self._decide(ctx, subject, "lock", {"kind": kind, "scope": scope, "reason": reason},
-                               info, existing, now, placed=[lock.id])
+            params: dict[str, Any] = {"kind": kind, "scope": scope, "reason": reason}
+            if force:
+                params["force"] = True
+            await self._decide(ctx, subject, "lock", params, info, existing, now, placed=[lock.id])
             await self.store.add(lock)
             return lock
+
+    async def _checked_target(self, scope: LockScope, target: str, force: bool) -> Target:
+        if scope == "instance":
+            try:
+                return await self.ops.resolve(target)
+            except NotFound as exc:
+                if not force:
+                    exc.message += " Give force (--force) to lock it before it exists."
+                    raise
+                return Target(target, None, None)
+        if not force:
+            missing = await self.ops.knows(scope, target)
+            if missing is not None:
+                raise NotFound(f"There is no {scope} {target!r} to lock ({missing}); check the "
+                               f"name, or give force (--force) to lock it before it exists.")
+        return _target_of(scope, target)
 
     async def lift(self, ctx: Ctx, subject: Subject, lock_id: str) -> Lock:
         """Lift one lock by id (policy action ``unlock``); returns it, lifted (its row stays as history)."""
@@ -191,9 +214,10 @@ class LockService:
         backend answered (and whether this ran at start-up, ``reconciled``).
         """
         t = time.perf_counter()
+        report = None
         try:
             status, result = await self._suspend_and_wait(lock.target)
-            await self.ops.set_boot_block(lock.target, True, lock.reason, lock.id)
+            report = await self.ops.set_boot_block(lock.target, True, lock.reason, lock.id)
         except SidecarError as exc:
             note = f"suspend failed: {exc.message}"
             await self.store.set_state(lock.id, "failed", note)
@@ -203,17 +227,21 @@ class LockService:
             exc.message = f"The lock {lock.id} is in force, but {note}"
             raise
         await self.store.set_state(lock.id, "active", "suspended")
-        await self._complete(lock, status, t, None, "active", reconciled, result)
+        if report is not None and report.get("error"):
+            log.warning("suspend-lock %s: the boot block could not be written on host %s: %s (the "
+                        "Statelock lock holds)", lock.id, report.get("host"), report["error"])
+        await self._complete(lock, status, t, None, "active", reconciled, result, report)
         return replace(lock, state="active", note="suspended")
 
     async def _complete(self, lock: Lock, status: int, since: float, error_code: str | None,
-                        state: LockState, reconciled: bool, result: str | None = None) -> None:
+                        state: LockState, reconciled: bool, result: str | None = None,
+                        hypervisor: dict[str, Any] | None = None) -> None:
         if lock.placed_decision_id is None:
             log.warning("suspend-lock %s has no decision on record to complete", lock.id)
             return
         await self.recorder.completion(lock.placed_decision_id, status, time.perf_counter() - since,
-                                       error_code, lock_ids=[lock.id], lock_state=state,
-                                       reconciled=reconciled, backend_result=result)
+                                       error_code, durable=True, lock_ids=[lock.id], lock_state=state,
+                                       reconciled=reconciled, backend_result=result, hypervisor=hypervisor)
 
     async def _suspend_and_wait(self, instance_id: str) -> tuple[int, str]:
         """Suspend and wait for SUSPENDED: (the backend's status, what it did)."""
@@ -244,25 +272,46 @@ class LockService:
                 raise NotFound(f"Instance {instance_id} has no suspend-lock.")
             await self._decide(ctx, subject, "unlock_resume", {}, target, lifting, now,
                                lifted=[lk.id for lk in lifting])
-            await self.store.lift([lk.id for lk in lifting], subject, ctx.decision_id, now)
+            ids = [lk.id for lk in lifting]
             remaining = [lk for lk in existing if lk not in lifting]
             t = time.perf_counter()
-            ids = [lk.id for lk in lifting]
+            report = None
+            if not any(lk.kind in ("boot", "state") for lk in remaining):
+                # NOTE: cleared before the lift and the resume: a hypervisor that still holds the
+                # block would refuse the resume (and Nova, refused, would lose the saved RAM).
+                try:
+                    report = await self.ops.set_boot_block(instance_id, False, None)
+                except SidecarError as exc:
+                    await self._unresumed(ctx, ids, t, exc, None)
+                if report is not None and report.get("error"):
+                    await self._unresumed(ctx, ids, t, UpstreamError(
+                        f"the boot block on host {report.get('host')} could not be cleared "
+                        f"({report['error']})"), report)
+            await self.store.lift(ids, subject, ctx.decision_id, now)
             try:
-                if not any(lk.kind in ("boot", "state") for lk in remaining):
-                    await self.ops.set_boot_block(instance_id, False, None)
                 status = await self.ops.status(instance_id)
                 answered, result = 200, f"not resumed: {status}"
                 if status == "SUSPENDED":
                     answered, result = await self.ops.power(instance_id, "resume"), "resumed"
             except SidecarError as exc:
                 await self.recorder.completion(ctx.decision_id, exc.status, time.perf_counter() - t,
-                                               exc.code, lock_ids=ids, lock_state="lifted")
+                                               exc.code, durable=True, lock_ids=ids, lock_state="lifted",
+                                               hypervisor=report)
                 exc.message = f"The suspend-locks {', '.join(ids)} are lifted, but {exc.message}"
                 raise
             await self.recorder.completion(ctx.decision_id, answered, time.perf_counter() - t,
-                                           lock_ids=ids, lock_state="lifted", backend_result=result)
+                                           durable=True, lock_ids=ids, lock_state="lifted",
+                                           backend_result=result, hypervisor=report)
             return [await self._as_lifted(lk) for lk in lifting]
+
+    async def _unresumed(self, ctx: Ctx, ids: list[str], since: float, exc: SidecarError,
+                         report: dict[str, Any] | None) -> NoReturn:
+        """Record and raise an unlock-resume that stopped before the lift: the locks stay."""
+        await self.recorder.completion(ctx.decision_id, exc.status, time.perf_counter() - since, exc.code,
+                                       durable=True, lock_ids=ids, lock_state="active", hypervisor=report)
+        exc.message = (f"The suspend-locks {', '.join(ids)} stay in force (nothing was lifted): "
+                       f"{exc.message}; retry when it answers.")
+        raise exc
 
     async def _as_lifted(self, lock: Lock) -> Lock:
         """The lock's row as it is now (lifted: who, when, by which decision)."""

@@ -187,7 +187,7 @@ class Pipeline:
         if action.instance_id is None:
             project = action.project_in_path or subject.project_id
             return Target("", project if action.kind == "create" else None, None)
-        if scoped:
+        if scoped or self.s.ops.resolves_cheaply:
             return await self.s.ops.resolve(action.instance_id)
         return Target(action.instance_id, None, None)
 

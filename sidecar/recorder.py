@@ -180,17 +180,19 @@ class Recorder:
             log.error("refusal %s could not be recorded", ctx.decision_id)
 
     async def completion(self, decision_id: str, status: int, latency_s: float,
-                         error_code: str | None = None, **lock: Any) -> None:
+                         error_code: str | None = None, *, durable: bool = False, **lock: Any) -> None:
         """Add what the backend answered to the record of decision ``decision_id``.
 
         ``lock`` passes ``make_completion``'s lock fields (``lock_ids``, ``lock_state``,
-        ``reconciled``, ``backend_result``, ``refused_by``) for a lock operation.
+        ``reconciled``, ``backend_result``, ``refused_by``) for a lock operation, whose
+        completion is ``durable`` (on disk before the answer: it proves the suspend);
+        a forwarded request's is not (the decision is, and the answer must not wait).
         """
         record = make_completion(decision_id=decision_id, status=status, latency_s=latency_s,
                                  error_code=error_code, **lock)
         # NOTE: the decision itself is already durable; a failure here is only counted.
         try:
-            await self.audit.append(record, durable=False)
+            await self.audit.append(record, durable=durable)
         except AuditError:
             self.metrics.audit_failures.inc()
 

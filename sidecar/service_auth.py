@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import urllib.parse
 
 from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
@@ -87,6 +88,26 @@ class KeystoneServiceAuth:
         if not token:
             raise IdentityUnavailable("The identity service returned no token.")
         return token
+
+    async def project_exists(self, project_id: str) -> bool | None:
+        """Whether Keystone has the project (``GET /v3/projects/{id}`` as the service user).
+
+        None when it can't tell: the service user may not read projects (403), or
+        Keystone does not answer in time.
+        """
+        assert self._cfg.auth_url is not None
+        url = f"{v3_url(self._cfg.auth_url)}/projects/{urllib.parse.quote(project_id, safe='')}"
+
+        def ask() -> int:
+            return int(self._session.get(url, raise_exc=False, authenticated=True).status_code)
+
+        try:
+            status = await asyncio.wait_for(asyncio.to_thread(ask), self._cfg.timeout_s)
+        except (TimeoutError, ks_exc.ClientException):
+            return None
+        if status == 200:
+            return True
+        return False if status == 404 else None
 
     def invalidate(self) -> None:
         """Forget the service token (Keystone rejected it): the next ``token()`` fetches anew."""

@@ -142,6 +142,7 @@ def make_completion(
     lock_state: LockState | None = None,
     reconciled: bool = False,
     refused_by: str | None = None,
+    hypervisor: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The completion record of decision ``decision_id``: what the backend answered.
 
@@ -154,7 +155,9 @@ def make_completion(
     suspend-lock's suspend is done, ``failed`` if it could not be done, ``lifted``
     after an unlock) go to ``statelock.lock``, with ``reconciled: true`` when the
     outcome was settled after a restart by reconciliation rather than by the call.
-    ``refused_by: "hypervisor"`` marks a call the hypervisor's own boot block refused.
+    ``refused_by: "hypervisor"`` marks a call the hypervisor's own boot block refused;
+    ``hypervisor`` reports the boot block written on (or cleared from) a compute host
+    behind Nova (``host``, ``uri``, ``written``, ``error``).
     Shape::
 
         {"type": "completion", "decision_id": ..., "timestamp": ...,
@@ -168,6 +171,8 @@ def make_completion(
     statelock: dict[str, Any] = {"upstream": upstream, "error_code": error_code}
     if refused_by is not None:
         statelock["refused_by"] = refused_by
+    if hypervisor is not None:
+        statelock["hypervisor"] = dict(hypervisor)
     if lock_ids or lock_state is not None or reconciled:
         statelock["lock"] = {"ids": [str(i) for i in lock_ids], "state": lock_state,
                              "reconciled": reconciled}

@@ -75,7 +75,12 @@ class InstanceOps(Protocol):
 
     ``resolve`` raises NotFound for an instance that does not exist and
     TargetUnresolved when it can't tell; the others raise the backend's SidecarError.
+    ``resolves_cheaply`` says whether ``resolve`` costs next to nothing (a driver asks its
+    hypervisor), so every decision may carry the instance's project and host; an
+    upstream's lookup costs a round trip, so it is made only when a decision needs it.
     """
+
+    resolves_cheaply: bool
 
     async def resolve(self, instance_id: str) -> Target:
         """The instance's project and host."""
@@ -87,11 +92,23 @@ class InstanceOps(Protocol):
         """Run ``suspend`` or ``resume``; the backend's status for it (Nova's 202, a driver's 202)."""
 
     async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None,
-                             lock_id: str | None = None) -> None:
-        """Ask the hypervisor to refuse boots too, where it can (defence in depth)."""
+                             lock_id: str | None = None) -> dict[str, Any] | None:
+        """Ask the hypervisor to refuse boots too, where it can (defence in depth).
+
+        A driver backend raises its error (the hypervisor is the backend). An upstream
+        returns a report of the write on the instance's compute host (``error`` set when
+        the host could not be reached), None when no hypervisor is configured.
+        """
 
     def forget_host(self, instance_id: str) -> None:
         """Drop any cached host of the instance (it may have moved)."""
+
+    async def knows(self, scope: str, target: str) -> str | None:
+        """Whether a project or host lock's target exists: None if it does, else why not.
+
+        A lock on a target that does not exist does nothing, so the lock API refuses it
+        unless forced. TargetUnresolved when the backend can't tell.
+        """
 
 
 class Backend(Protocol):

@@ -162,6 +162,8 @@ class DriverDispatcher:
 class DriverInstanceOps:
     """InstanceOps asking the driver every time (nothing is cached)."""
 
+    resolves_cheaply = True
+
     def __init__(self, handle: DriverHandle, dispatcher: DriverDispatcher) -> None:
         self._handle = handle
         self._dispatcher = dispatcher
@@ -185,11 +187,19 @@ class DriverInstanceOps:
         return 202
 
     async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None,
-                             lock_id: str | None = None) -> None:
+                             lock_id: str | None = None) -> dict[str, Any] | None:
         await self._handle.call(lambda d: d.set_boot_block(instance_id, blocked, reason, lock_id=lock_id))
+        return None
 
     def forget_host(self, instance_id: str) -> None:
         """Nothing is cached: the driver is asked every time."""
+
+    async def knows(self, scope: str, target: str) -> str | None:
+        found: list[Instance] = await self._handle.call(lambda d: d.list_instances())
+        attribute = "project_id" if scope == "project" else "host"
+        if any(getattr(i, attribute) == target for i in found):
+            return None
+        return f"no instance of the {self._handle.name} hypervisor has {scope} {target!r}"
 
 
 class DriverBackend:

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any, Protocol
 
 import aiohttp
 
+from sidecar.backends.host_blocks import HostBootBlocks
 from sidecar.config import BackendConfig
-from sidecar.errors import NotFound, TargetUnresolved, UpstreamError, UpstreamTimeout
+from sidecar.errors import NotFound, SidecarError, TargetUnresolved, UpstreamError, UpstreamTimeout
 from sidecar.policy.input import Target
 
 _PROJECT_CACHE_MAX = 100_000
@@ -41,12 +43,24 @@ class ServiceTokenSource(Protocol):
         """Forget the token (the upstream refused it)."""
 
 
+class ProjectDirectory(Protocol):
+    """Who can say whether a project exists (Keystone)."""
+
+    async def project_exists(self, project_id: str) -> bool | None:
+        """True or False; None when it can't tell (not allowed to look)."""
+
+
 class NovaInstanceOps:
     """InstanceOps over the compute API (see module docstring)."""
 
+    resolves_cheaply = False
+
     def __init__(self, session: SessionSource, cfg: BackendConfig, host_ttl_s: float = 30.0,
-                 service_auth: ServiceTokenSource | None = None) -> None:
+                 service_auth: ServiceTokenSource | None = None,
+                 projects: ProjectDirectory | None = None) -> None:
         assert cfg.upstream_url is not None
+        self._projects_directory = projects
+        self._host_blocks = HostBootBlocks(cfg.hypervisors, cfg.hypervisor_uri)
         self._session = session
         self._base = cfg.upstream_url.rstrip("/")
         self._cfg = cfg
@@ -136,5 +150,38 @@ class NovaInstanceOps:
         return status
 
     async def set_boot_block(self, instance_id: str, blocked: bool, reason: str | None,
-                             lock_id: str | None = None) -> None:
-        """Nothing to do: Nova has no hypervisor-level boot block; the lock table enforces."""
+                             lock_id: str | None = None) -> dict[str, Any] | None:
+        """Write the block into the domain on the instance's host, when hypervisors are configured.
+
+        Nova itself has no boot block: Statelock's lock table enforces in front of it. Never
+        raises; the report says what happened on the host.
+        """
+        if not self._host_blocks.configured:
+            return None
+        try:
+            host = (await self.resolve(instance_id)).host
+        except SidecarError as exc:
+            return {"host": None, "blocked": blocked, "written": False, "error": exc.message}
+        return await self._host_blocks.write(instance_id, host, blocked, reason, lock_id)
+
+    async def knows(self, scope: str, target: str) -> str | None:
+        """A project through Keystone (else Nova's servers of it); a host through os-services."""
+        if scope == "project" and self._projects_directory is not None:
+            exists = await self._projects_directory.project_exists(target)
+            if exists is not None:
+                return None if exists else f"Keystone has no project {target!r}"
+        quoted = urllib.parse.quote(target, safe="")
+        if scope == "project":
+            url = f"{self._base}/v2.1/servers?all_tenants=1&project_id={quoted}&limit=1"
+            key, why = "servers", f"Nova has no server in project {target!r} (and no Keystone to ask)"
+        else:
+            url = f"{self._base}/v2.1/os-services?binary=nova-compute&host={quoted}"
+            key, why = "services", f"Nova has no compute service on host {target!r}"
+        try:
+            status, data = await self._service_call("GET", url)
+            doc = json.loads(data) if status == 200 else None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise TargetUnresolved(f"cannot look up {scope} {target!r}: {exc}") from exc
+        if not isinstance(doc, Mapping) or not isinstance(doc.get(key), list):
+            raise TargetUnresolved(f"cannot look up {scope} {target!r}: upstream answered {status}")
+        return None if doc[key] else why

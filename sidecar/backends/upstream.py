@@ -16,7 +16,7 @@ import aiohttp
 from multidict import CIMultiDict
 
 from sidecar.backends.base import ForwardResponse, IncomingRequest
-from sidecar.backends.nova_ops import NovaInstanceOps, ServiceTokenSource
+from sidecar.backends.nova_ops import NovaInstanceOps, ProjectDirectory, ServiceTokenSource
 from sidecar.classify import Action
 from sidecar.config import BackendConfig
 from sidecar.errors import UpstreamError, UpstreamTimeout
@@ -121,11 +121,12 @@ class UpstreamBackend:
     """The upstream Backend: one session, its forwarder and Nova instance operations."""
 
     def __init__(self, cfg: BackendConfig, host_ttl_s: float = 30.0,
-                 service_auth: ServiceTokenSource | None = None) -> None:
+                 service_auth: ServiceTokenSource | None = None,
+                 projects: ProjectDirectory | None = None) -> None:
         assert cfg.upstream_url is not None
         self._session = UpstreamSession(cfg)
         self.dispatcher = UpstreamForwarder(self._session, cfg.upstream_url)
-        self.ops = NovaInstanceOps(self._session, cfg, host_ttl_s, service_auth)
+        self.ops = NovaInstanceOps(self._session, cfg, host_ttl_s, service_auth, projects)
 
     async def start(self) -> None:
         await self._session.start()

@@ -123,6 +123,8 @@ def add_lock_commands(sub: Any) -> None:
     add.add_argument("--target", required=True, help="instance UUID, project id or host name")
     add.add_argument("--reason", required=True, help="why; shown in every refusal the lock causes")
     add.add_argument("--expires-at", help="RFC 3339 time after which the lock stops applying")
+    add.add_argument("--force", action="store_true",
+                     help="place it even though the target does not exist (yet); the record says so")
     rm = lsub.add_parser("remove", parents=[common], help="lift a lock (its row stays as history)")
     rm.add_argument("lock_id", help="the lock's id (lk-...)")
 
@@ -193,7 +195,7 @@ def _dispatch(args: argparse.Namespace) -> tuple[Any, list[dict[str, Any]] | Non
         return doc, [doc["lock"]]
     if sub == "add":
         spec = {"kind": args.kind, "scope": args.scope, "target": args.target,
-                "reason": args.reason, "expires_at": args.expires_at}
+                "reason": args.reason, "expires_at": args.expires_at, "force": args.force}
         doc = call(url, token, "POST", "/statelock/v1/locks", {"lock": spec})
         return doc, [doc["lock"]]
     path = f"/statelock/v1/locks/{urllib.parse.quote(args.lock_id)}"

@@ -52,6 +52,15 @@ class BackendConfig:
         "Driver settings for kind=driver: {name: libvirt|xenapi|fake, ...driver keys}.",
         default_factory=dict,
     )
+    hypervisors: Mapping[str, Any] = _help(
+        "kind=upstream, defence in depth: {<nova host>: <libvirt URI>} of the compute hosts, e.g. "
+        "{cmp-1: 'qemu+tls://cmp-1/system'}. A suspend-lock then also writes the boot block into the "
+        "domain on its host (refused by the Statelock qemu hook there), and unlock-resume clears it.",
+        default_factory=dict,
+    )
+    hypervisor_uri: str | None = _help(
+        "kind=upstream: the libvirt URI of every compute host not in hypervisors, with {host} for "
+        "Nova's host name, e.g. 'qemu+tls://{host}/system'.", default=None)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,20 @@ def validate(cfg: Config) -> None:
         raise ConfigError("shutdown_timeout_s / shutdown_drain_s: must be zero or positive")
     if cfg.tls.keyfile and not cfg.tls.certfile:
         raise ConfigError("tls.keyfile: needs tls.certfile too (the certificate it belongs to)")
+    _validate_backend(cfg)
+    _validate_lockstore(cfg)
+    _validate_keystone(cfg)
+    if cfg.policy.engine == "opa" and not cfg.policy.opa_url:
+        raise ConfigError("policy.opa_url: required when policy.engine is opa")
+    if cfg.policy.timeout_ms <= 0:
+        raise ConfigError("policy.timeout_ms: must be positive")
+    _validate_audit(cfg)
+    _validate_index(cfg)
+    _validate_console(cfg)
+    _validate_limits(cfg)
+
+
+def _validate_backend(cfg: Config) -> None:
     b = cfg.backend
     if b.kind == "upstream":
         if not b.upstream_url:
@@ -51,7 +65,17 @@ def validate(cfg: Config) -> None:
             )
         if b.driver:
             raise ConfigError("backend.driver: only valid when backend.kind is driver")
+        for host, uri in b.hypervisors.items():
+            if not isinstance(uri, str) or "://" not in uri:
+                raise ConfigError(f"backend.hypervisors.{host}: {uri!r} is not a libvirt URI "
+                                  "(e.g. qemu+tls://cmp-1/system)")
+        if b.hypervisor_uri is not None and "{host}" not in b.hypervisor_uri:
+            raise ConfigError(f"backend.hypervisor_uri: {b.hypervisor_uri!r} must hold {{host}} (Nova's "
+                              "host name), e.g. qemu+tls://{host}/system")
     else:
+        if b.hypervisors or b.hypervisor_uri:
+            raise ConfigError("backend.hypervisors / backend.hypervisor_uri: only valid when backend.kind is "
+                              "upstream (a driver backend already writes the boot block itself)")
         if "name" not in b.driver:
             raise ConfigError("backend.driver.name: required when backend.kind is driver (libvirt, xenapi, fake)")
         if b.upstream_url:
@@ -60,6 +84,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError("backend.timeout_s / backend.connect_timeout_s: must be positive")
     if b.pool_size < 1:
         raise ConfigError("backend.pool_size: must be at least 1")
+
+
+def _validate_lockstore(cfg: Config) -> None:
     ls = cfg.lockstore
     if not ls.url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         # NOTE: the URL itself is not shown: it may carry a password.
@@ -73,11 +100,9 @@ def validate(cfg: Config) -> None:
         raise ConfigError("lockstore.guard_timeout_s: must be positive")
     if ls.pool_size < 1:
         raise ConfigError("lockstore.pool_size: must be at least 1")
-    _validate_keystone(cfg)
-    if cfg.policy.engine == "opa" and not cfg.policy.opa_url:
-        raise ConfigError("policy.opa_url: required when policy.engine is opa")
-    if cfg.policy.timeout_ms <= 0:
-        raise ConfigError("policy.timeout_ms: must be positive")
+
+
+def _validate_audit(cfg: Config) -> None:
     try:
         check_paths(cfg.audit.redact_paths)
     except ValueError as exc:
@@ -96,8 +121,9 @@ def validate(cfg: Config) -> None:
     if cfg.audit.signing_key is not None and not cfg.audit.signing_key.strip():
         raise ConfigError("audit.signing_key: empty; give a file path, or leave the key out for "
                           "<audit.path>-signing.key")
-    _validate_index(cfg)
-    _validate_console(cfg)
+
+
+def _validate_limits(cfg: Config) -> None:
     lim = cfg.limits
     for key in ("max_body_bytes", "max_json_depth", "max_header_line_bytes", "max_header_bytes",
                 "max_header_count", "max_concurrent_requests", "header_timeout_s", "request_timeout_s"):

@@ -78,7 +78,7 @@ async def create_lock(request: web.Request) -> web.Response:
         spec = body.get("lock")
         if not isinstance(spec, dict) or set(body) != {"lock"}:
             raise BadRequest('The body must be {"lock": {...}}.')
-        unknown = set(spec) - {"kind", "scope", "target", "reason", "expires_at"}
+        unknown = set(spec) - {"kind", "scope", "target", "reason", "expires_at", "force"}
         if unknown:
             raise BadRequest(f"Unknown lock field(s): {', '.join(sorted(unknown))}")
         kind = one_of(LOCK_KINDS, spec.get("kind", "state"), "lock.kind")
@@ -93,7 +93,11 @@ async def create_lock(request: web.Request) -> web.Response:
                 expires_at = parse_rfc3339(str(spec["expires_at"]))
             except ValueError as exc:
                 raise BadRequest(f"expires_at is not an RFC 3339 time with a zone: {exc}") from exc
-        lock = await request.app[LOCKS].place(ctx, subject, kind, scope, target, reason, expires_at)
+        force = spec.get("force", False)
+        if not isinstance(force, bool):
+            raise BadRequest("lock.force must be true or false")
+        lock = await request.app[LOCKS].place(ctx, subject, kind, scope, target, reason, expires_at,
+                                              force)
     return _json({"lock": _lock_doc(lock)}, 201, ctx)
 
 

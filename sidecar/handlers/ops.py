@@ -31,8 +31,8 @@ async def health(request: web.Request) -> web.Response:
     }
     try:
         by_kind = await request.app[STORE].count_in_force_by_kind(datetime.now(UTC))
-        doc["lockstore"] = {"ok": True, "locks_in_force": sum(by_kind.values()),
-                            "locks_in_force_by_kind": {k: by_kind.get(k, 0) for k in LOCK_KINDS}}
+        doc["lockstore"] = {"ok": True, "locks": sum(by_kind.values()),
+                            "locks_by_kind": {k: by_kind.get(k, 0) for k in LOCK_KINDS}}
     except Exception as exc:  # NOTE: health must answer whatever the store raises
         doc["lockstore"] = {"ok": False, "error": str(exc)}
     serving = _policy_serving(request.app[ENGINE].revision, policy)

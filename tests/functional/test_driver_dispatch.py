@@ -158,3 +158,28 @@ async def test_dry_run_records_that_the_hypervisor_refused(
     assert completion["statelock"]["upstream"]["status"] == 409
     assert completion["statelock"]["error_code"] == "operation_blocked"
     assert completion["statelock"]["refused_by"] == "hypervisor"
+
+
+async def test_driver_mode_records_carry_the_instance_s_real_project(client: TestClient[Any, Any],
+                                                                     tmp_path: Path) -> None:
+    resp = await client.post(f"/v2.1/servers/{A}/action", json={"os-stop": None},
+                             headers={"X-Auth-Token": "mallory:other"})
+    assert resp.status == 404
+    decision_id = resp.headers["X-Statelock-Decision-Id"]
+    [record] = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()
+                if json.loads(line)["decision_id"] == decision_id and json.loads(line).get("type") != "completion"]
+    assert record["input"]["target"]["project_id"] == "demo"
+    assert record["input"]["subject"]["project_id"] == "other"
+    backend = client.app[BACKEND]
+    assert isinstance(backend, DriverBackend)
+    assert (await backend.driver.get_instance(A)).power_state is PowerState.RUNNING
+
+
+@pytest.mark.parametrize(("scope", "target", "status"), [
+    ("project", "demo", 201), ("project", "nope", 404), ("host", "fake-host", 201), ("host", "nope", 404)])
+async def test_driver_mode_checks_project_and_host_targets_against_the_hypervisor(
+    client: TestClient[Any, Any], scope: str, target: str, status: int
+) -> None:
+    resp = await client.post("/statelock/v1/locks", headers={"X-Auth-Token": "legal-svc:service:legal"},
+                             json={"lock": {"kind": "delete", "scope": scope, "target": target, "reason": "r"}})
+    assert resp.status == status, await resp.text()

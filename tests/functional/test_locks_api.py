@@ -230,6 +230,14 @@ async def test_suspend_lock_and_unlock_resume(stack: Stack) -> None:
     undo = await stack.client.post(f"/statelock/v1/instances/{sid}/unlock-resume", json={},
                                    headers={"X-Auth-Token": BILLING})
     assert undo.status == 200, await undo.text()
+    [unlocked] = (await undo.json())["unlocked"]
+    assert (unlocked["id"], unlocked["state"], unlocked["active"]) == (lock["id"], "lifted", False)
+    assert unlocked["lifted_decision_id"] == undo.headers["X-Statelock-Decision-Id"]
+    for decision_id, state, result in ((resp.headers["X-Statelock-Decision-Id"], "active", "suspended"),
+                                       (undo.headers["X-Statelock-Decision-Id"], "lifted", "resumed")):
+        [done] = [r for r in stack.records() if r.get("type") == "completion" and r["decision_id"] == decision_id]
+        assert done["statelock"]["upstream"]["status"] == 202 and done["statelock"]["upstream"]["result"] == result
+        assert done["statelock"]["lock"] == {"ids": [lock["id"]], "state": state, "reconciled": False}
     assert stack.nova.servers[sid]["status"] == "ACTIVE"
     assert (await _show(stack, sid))["locked"] is False
 
@@ -248,6 +256,13 @@ async def test_failed_suspend_keeps_the_lock(stack: Stack) -> None:
     [lock] = (await listing.json())["locks"]
     assert lock["state"] == "failed" and "suspend failed" in lock["note"]
     assert (await stack.action(sid, {"resume": None})).status == 409
+    # the log proves it: the decision that placed the lock, completed with the backend's failure
+    [done] = [r for r in stack.records() if r.get("type") == "completion"
+              and r["decision_id"] == resp.headers["X-Statelock-Decision-Id"]]
+    assert done["statelock"]["error_code"] == "upstream_error"
+    assert done["statelock"]["upstream"]["status"] == 502
+    assert done["statelock"]["lock"] == {"ids": [lock["id"]], "state": "failed", "reconciled": False}
+    assert lock["placed_decision_id"] == resp.headers["X-Statelock-Decision-Id"]
 
 
 @pytest.mark.parametrize("rounds", [30])
@@ -354,3 +369,33 @@ async def test_an_instance_timeline_shows_created_lifted_and_expired_in_order(st
     assert history["events"][-1]["by"] == "legal-svc"
     assert history["events"][-1]["decision_id"] == lifted.headers["X-Statelock-Decision-Id"]
     assert {lk["state"] for lk in history["locks"]} == {"expired", "lifted"}
+
+
+@pytest.mark.parametrize(("scope", "target", "said"), [
+    ("host", "no-such-host", "no compute service on host 'no-such-host'"),
+    ("project", "no-such-project", "no server in project 'no-such-project'"),
+    ("instance", "0f8c2d5e-9999-4a5b-9c6d-7e8f90a1b2c3", "could not be found"),
+])
+async def test_a_lock_on_a_target_that_does_not_exist_is_refused_unless_forced(
+    stack: Stack, scope: str, target: str, said: str
+) -> None:
+    spec = {"kind": "state", "scope": scope, "target": target, "reason": "typo?"}
+    refused = await stack.client.post("/statelock/v1/locks", json={"lock": spec}, headers={"X-Auth-Token": LEGAL})
+    assert refused.status == 404
+    message = (await refused.json())["itemNotFound"]["message"]
+    assert said in message and "--force" in message
+    assert (await (await stack.client.get("/statelock/v1/locks?state=all", headers={"X-Auth-Token": LEGAL})
+                   ).json())["locks"] == []
+    forced = await stack.client.post("/statelock/v1/locks", json={"lock": {**spec, "force": True}},
+                                     headers={"X-Auth-Token": LEGAL})
+    assert forced.status == 201, await forced.text()
+    [record] = [r for r in stack.decisions() if r["decision_id"] == forced.headers["X-Statelock-Decision-Id"]]
+    assert record["input"]["action"]["params"]["force"] is True
+
+
+async def test_a_lock_on_a_known_host_or_project_needs_no_force(stack: Stack) -> None:
+    stack.nova.add_server(project_id="acme", host="cmp-9")
+    for scope, target in (("project", "acme"), ("host", "cmp-9"), ("host", "cmp-2")):
+        placed = await stack.client.post("/statelock/v1/locks", headers={"X-Auth-Token": LEGAL}, json={
+            "lock": {"kind": "delete", "scope": scope, "target": target, "reason": "hold"}})
+        assert placed.status == 201, (target, await placed.text())

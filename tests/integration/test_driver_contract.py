@@ -29,12 +29,14 @@ from drivers import (
 from tests.support.driver_harness import CALLS, OPERATIONS, OWNER, DriverHarness, perform, running
 from tests.support.fake_harness import FakeHarness
 from tests.support.libvirt_harness import LibvirtHarness
+from tests.support.libvirtd import qemu_host_fixture  # noqa: F401
+from tests.support.qemu_harness import QemuHarness
 from tests.support.xenapi_harness import XenAPIHarness
 
 pytestmark = pytest.mark.integration
 
 Harness = DriverHarness[Any]
-HARNESSES: tuple[type[Harness], ...] = (FakeHarness, LibvirtHarness, XenAPIHarness)
+HARNESSES: tuple[type[Harness], ...] = (FakeHarness, LibvirtHarness, XenAPIHarness, QemuHarness)
 
 P = PowerState
 # operation -> {power state it may start from: power state it leaves}; every other
@@ -81,7 +83,8 @@ def rows(table: Callable[[type[Harness]], Iterable[tuple[Any, ...]]]) -> list[An
     harness and the row's power states and strings.
     """
     return [
-        pytest.param(harness, *row, id="-".join([harness.name, *(_shown(value) for value in row)]))
+        pytest.param(harness, *row, id="-".join([harness.label or harness.name,
+                                                  *(_shown(value) for value in row)]))
         for harness in HARNESSES
         for row in table(harness)
     ]
@@ -104,9 +107,11 @@ NOT_FOUND_ROWS = rows(lambda h: [(call, instance_id) for call in CALLS for insta
 BAD_CONFIG_ROWS = rows(lambda h: h.bad_configs)
 
 
-@pytest.fixture(params=[pytest.param(h, id=h.name) for h in HARNESSES])
+@pytest.fixture(params=[pytest.param(h, id=h.label or h.name) for h in HARNESSES])
 async def harness(request: pytest.FixtureRequest) -> AsyncIterator[Harness]:
     harness_class: type[Harness] = request.param
+    if harness_class is QemuHarness:
+        request.getfixturevalue("qemu_host")  # NOTE: libvirtd and QEMU up, or a skip saying why not
     async with running(harness_class) as harness:
         yield harness
 

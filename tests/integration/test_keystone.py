@@ -482,3 +482,28 @@ def test_the_example_config_is_valid() -> None:
     cfg = load_config(ROOT / "config" / "keystone-example.yaml", env={})
     assert cfg.identity.mode == "keystone"
     assert cfg.identity.keystone.username == "statelock" and cfg.backend.service_auth.token is None
+
+
+# --- lock targets -------------------------------------------------------------------------
+
+async def test_a_project_lock_target_is_checked_in_keystone(stack_factory: StackFactory, cloud: Cloud) -> None:
+    """A service user that may read projects gets Keystone's answer; one that may not, Nova's."""
+    reader = "statelock-reader"
+    if reader not in cloud.users:
+        cloud.users[reader] = cloud.admin.user(reader, SERVICE_PASSWORD)
+        cloud.admin.grant(cloud.users[reader], cloud.projects["service"], "service")
+        cloud.admin.grant(cloud.users[reader], cloud.projects["service"], "admin")
+    billing = cloud.token("billing-svc", "service")
+    lock = {"kind": "boot", "scope": "project", "reason": "invoice 12"}
+    stack = await stack_factory(cloud.keystone_cfg(username=reader))
+    # "other" has no server anywhere: only Keystone can vouch for it
+    known = await _place(stack, billing, target=cloud.projects["other"], **lock)
+    assert known.status == 201, await known.text()
+    unknown = await _place(stack, billing, target="0" * 32, **lock)
+    assert unknown.status == 404
+    assert "Keystone has no project" in (await unknown.json())["itemNotFound"]["message"]
+    # the default service user may not read other projects (403): Nova's servers decide
+    plain = await stack_factory(audit={"path": str(stack.audit_path.with_name("plain.jsonl"))})
+    fallback = await _place(plain, billing, target=cloud.projects["other"], **lock)
+    assert fallback.status == 404
+    assert "Nova has no server in project" in (await fallback.json())["itemNotFound"]["message"]

@@ -147,5 +147,12 @@ async def test_crash_between_lock_written_and_suspend_sent(
                 headers={"X-Auth-Token": "alice:demo"}) as resp:
             assert resp.status == 409
         assert "reconciling pending suspend-lock" in (tmp_path / "second.log").read_text()
+        # the crashed call's decision is completed by the second process, marked reconciled
+        [lock] = await _locks(port, sid)
+        records = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+        [done] = [r for r in records if r.get("type") == "completion"
+                  and r["decision_id"] == lock["placed_decision_id"]]
+        assert done["statelock"]["lock"] == {"ids": [lock["id"]], "state": "active", "reconciled": True}
+        assert done["statelock"]["upstream"]["status"] == 202
     finally:
         await stop(second)

@@ -86,6 +86,8 @@ class DriverHarness(abc.ABC, Generic[D]):
     """(overrides of ``config()``, a pattern of the ``DriverConfigError`` message) for ``drivers.create``."""
     exceptions: ClassVar[Mapping[ContractPoint, str]] = MappingProxyType({})
     """Contract points this driver cannot show, each with the reason."""
+    label: ClassVar[str] = ""
+    """The harness's name in test ids when it is not the driver's (two harnesses of one driver)."""
 
     driver: D
     host: str
@@ -118,7 +120,7 @@ class DriverHarness(abc.ABC, Generic[D]):
         """Skip the calling test, saying why, if this driver is excepted from ``point``."""
         reason = self.exceptions.get(point)
         if reason is not None:
-            pytest.skip(f"{self.name} driver is excepted from {point!r}: {reason}")
+            pytest.skip(f"{self.label or self.name} driver is excepted from {point!r}: {reason}")
 
     def start_hypervisor(self) -> None:
         """Bring the hypervisor up (before ``config`` is called); nothing to do by default."""

@@ -51,6 +51,8 @@ class FakeNova:
     servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     action_status: int = 202
+    # NOTE: compute hosts that have no server yet (os-services lists them too).
+    hosts: set[str] = field(default_factory=lambda: {"cmp-1", "cmp-2"})
     # NOTE: a test hook: awaited before each request is answered (to hold or delay one).
     gate: Callable[[Received], Awaitable[None]] | None = None
 
@@ -119,7 +121,15 @@ def build_app(nova: FakeNova) -> web.Application:
             if sid is not None and parts[-1] == sid:
                 return web.json_response({"server": nova.servers[sid]})
             if parts[-1] in ("servers", "detail"):
-                return web.json_response({"servers": list(nova.servers.values())})
+                project = request.query.get("project_id")
+                return web.json_response({"servers": [
+                    s for s in nova.servers.values() if project is None or s["tenant_id"] == project]})
+            if parts[-1] == "os-services":
+                hosts = {s["OS-EXT-SRV-ATTR:host"] for s in nova.servers.values()} | nova.hosts
+                host = request.query.get("host")
+                return web.json_response({"services": [
+                    {"binary": "nova-compute", "host": h, "state": "up", "status": "enabled"}
+                    for h in sorted(hosts) if host in (None, h)]})
             return web.json_response({"ok": True})
         if request.method == "POST" and parts[-1] == "action" and sid is not None:
             key = next(iter(json.loads(body)))

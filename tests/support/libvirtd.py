@@ -154,7 +154,7 @@ def _remove_guest(dom: Any) -> None:
     (SYSTEM_LOG_DIR / f"{name}.log").unlink(missing_ok=True)
 
 
-def _virt_type(conn: Any) -> str:
+def virt_type(conn: Any) -> str:
     """``kvm`` when libvirt offers KVM guests for x86_64 here, else ``qemu`` (TCG)."""
     try:
         conn.getDomainCapabilities(None, "x86_64", None, "kvm", 0)
@@ -239,10 +239,10 @@ def qemu_host_fixture() -> Iterator[QemuHost]:
     with _shared_host():
         conn = _connect()
         try:
-            virt_type = _virt_type(conn)
+            found = virt_type(conn)
         finally:
             conn.close()
-        yield QemuHost(URI, virt_type)
+        yield QemuHost(URI, found)
 
 
 @pytest.fixture(name="qemu_guest")

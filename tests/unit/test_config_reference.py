@@ -72,3 +72,17 @@ def test_a_wrong_flag_shows_the_usage_of_its_own_command(
     assert exited.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith(usage) and "unrecognized arguments: --" in err
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["suspend-lock", "--help"], ["--reason REASON", "why, shown to the owner", "the instance (server UUID)"]),
+    (["unlock-resume", "--help"], ["Lift every suspend-lock of the instance", "the instance (server UUID)"]),
+    (["locks", "add", "--help"], ["--force", "what --target names"]),
+])
+def test_every_lock_command_argument_has_help(argv: list[str], expected: list[str],
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(argv)
+    out = " ".join(capsys.readouterr().out.split())
+    for text in expected:
+        assert " ".join(text.split()) in out, text

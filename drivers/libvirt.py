@@ -17,27 +17,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 import libvirt
 
 from drivers import _config, _libvirt_bootblock
+from drivers._libvirt_errors import discard_libvirt_error, translate, valid_uuid
 from drivers._rules import Operation, check_transition
 from drivers.base import (
     DEFAULT_BLOCK_REASON,
     UNKNOWN_CREATED,
     Driver,
-    DriverError,
     DriverUnavailable,
     Instance,
     InstanceNotFound,
-    InvalidState,
-    OperationBlocked,
     PowerState,
 )
-from drivers.libvirt_hook.verdict import REFUSAL_PREFIX
 
 _CONFIG_KEYS = frozenset({"uri", "default_owner", "host", "shutdown_timeout"})
 _POLL_SECONDS = 0.5
@@ -54,35 +50,6 @@ _STATES = {
     libvirt.VIR_DOMAIN_CRASHED: PowerState.CRASHED,
     libvirt.VIR_DOMAIN_PMSUSPENDED: PowerState.SUSPENDED,
 }
-_CONNECTION_CODES = frozenset(
-    {libvirt.VIR_ERR_INVALID_CONN, libvirt.VIR_ERR_NO_CONNECT, libvirt.VIR_ERR_RPC}
-)
-_CONNECTION_DOMAINS = frozenset({libvirt.VIR_FROM_REMOTE, libvirt.VIR_FROM_RPC})
-
-
-def _discard_libvirt_error(_context: object, _error: object) -> None:
-    """Drop libvirt's own report of an error; the raised ``libvirtError`` carries it."""
-
-
-def _valid_uuid(instance_id: str) -> str:
-    try:
-        return str(uuid.UUID(instance_id))
-    except ValueError:
-        raise InstanceNotFound(
-            f"instance {instance_id} not found (not a UUID)", instance_id=instance_id
-        ) from None
-
-
-def _hook_refusal(message: str) -> str | None:
-    """``blocked by Statelock lock ...: <reason>`` from a libvirt error, or None if not there.
-
-    libvirt's error for a failed hook ends with the hook's stderr.
-    """
-    _, found, tail = message.partition(REFUSAL_PREFIX)
-    lines = tail.splitlines()
-    return REFUSAL_PREFIX + (lines[0].rstrip() if lines else "") if found else None
-
-
 class LibvirtDriver(Driver):
     """Domains of one libvirt connection as Nova-style instances.
 
@@ -132,7 +99,7 @@ class LibvirtDriver(Driver):
                 self._forget_connection()
             # NOTE: libvirt prints every error to stderr by default; Nova silences it the
             # same way. The handler is process-wide, which is why it is re-set per open.
-            libvirt.registerErrorHandler(_discard_libvirt_error, None)
+            libvirt.registerErrorHandler(discard_libvirt_error, None)
             try:
                 conn = libvirt.open(self._uri)
             except libvirt.libvirtError as exc:
@@ -157,26 +124,11 @@ class LibvirtDriver(Driver):
         try:
             yield
         except libvirt.libvirtError as exc:
-            code, domain = exc.get_error_code(), exc.get_error_domain()
-            message = f"libvirt: {exc.get_error_message() or exc}"
-            if code == libvirt.VIR_ERR_NO_DOMAIN:
-                raise InstanceNotFound(
-                    f"instance {instance_id} not found", instance_id=instance_id
-                ) from exc
-            if code == libvirt.VIR_ERR_OPERATION_INVALID:
-                raise InvalidState(message, instance_id=instance_id) from exc
-            refusal = _hook_refusal(message) if code == libvirt.VIR_ERR_HOOK_SCRIPT_FAILED else None
-            if refusal is not None:
-                raise OperationBlocked(
-                    f"instance {instance_id}: the hypervisor refused: {refusal}",
-                    instance_id=instance_id,
-                    reason=refusal.partition(": ")[2] or None,
-                ) from exc
-            if code in _CONNECTION_CODES or domain in _CONNECTION_DOMAINS or not self._alive():
+            error = translate(exc, instance_id, self._alive)
+            if isinstance(error, DriverUnavailable):
                 with self._lock:
                     self._forget_connection()
-                raise DriverUnavailable(message, instance_id=instance_id) from exc
-            raise DriverError(message, instance_id=instance_id) from exc
+            raise error from exc
 
     def _alive(self) -> bool:
         try:
@@ -187,7 +139,7 @@ class LibvirtDriver(Driver):
     # -- reading -----------------------------------------------------------------------
 
     def _domain(self, instance_id: str) -> Any:
-        domain_uuid = _valid_uuid(instance_id)
+        domain_uuid = valid_uuid(instance_id)
         conn = self._connection()
         with self._translated(instance_id):
             return conn.lookupByUUIDString(domain_uuid)

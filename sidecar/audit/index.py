@@ -32,11 +32,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
-class IndexRow:
-    """What one decision record puts in the index."""
+class RowFields:
+    """What the index shows of a decision: the page's columns and its place in its chain."""
 
     decision_id: str
-    ts_us: int
     outcome: str
     action: str
     instance: str
@@ -48,6 +47,13 @@ class IndexRow:
     chain: str
     seq: int
     hash: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IndexRow(RowFields):
+    """What one decision record puts in the index."""
+
+    ts_us: int
     lock_ids: tuple[str, ...]
     body: str
 
@@ -64,24 +70,12 @@ class CompletionRow:
     body: str
 
 
-@dataclass(frozen=True)
-class Indexed:
+@dataclass(frozen=True, kw_only=True)
+class Indexed(RowFields):
     """A decision read back from the index: the record (completions attached) and its row's fields."""
 
     record: dict[str, Any]
-    decision_id: str
     when: datetime
-    outcome: str
-    action: str
-    instance: str
-    project: str
-    subject: str
-    revision: str
-    reason: str
-    replica: str
-    chain: str
-    seq: int
-    hash: str
     cursor: Cursor
 
 

@@ -17,23 +17,8 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from sidecar.audit import index_sql as q
 from sidecar.audit.index import ChainHead, CompletionRow, Cursor, Indexed, IndexRow, IndexUnavailable, from_us
-from sidecar.audit.index_sql import (
-    ALL_HEADS,
-    DROP_CHAIN,
-    HEAD,
-    INSERT_COMPLETION,
-    INSERT_LOCK,
-    INSERT_ROW,
-    UPSERT_HEAD,
-    completions_sql,
-    find_sql,
-    for_dialect,
-    found,
-    indexed,
-    page_sql,
-    schema,
-)
 from sidecar.audit.query import FoundDecision, QueryFilters
 
 _T = TypeVar("_T")
@@ -42,7 +27,7 @@ _IN_CHUNK = 500
 
 
 def _q(sql: str) -> str:
-    return for_dialect(sql, "postgresql")
+    return q.for_dialect(sql, "postgresql")
 
 
 class PostgresIndex:
@@ -76,7 +61,7 @@ class PostgresIndex:
         async with conn.transaction():
             # NOTE: replicas starting together would race on CREATE TABLE IF NOT EXISTS; the lock orders them.
             await conn.execute("SELECT pg_advisory_xact_lock(hashtext('statelock-decision-index'))")
-            for stmt in schema(self.dialect):
+            for stmt in q.schema(self.dialect):
                 await conn.execute(stmt)
 
     async def close(self) -> None:
@@ -105,26 +90,26 @@ class PostgresIndex:
             async with conn.transaction():
                 for row in rows:
                     if isinstance(row, CompletionRow):
-                        await conn.execute(_q(INSERT_COMPLETION), (row.decision_id, row.replica, row.chain, row.seq,
+                        await conn.execute(_q(q.INSERT_COMPLETION), (row.decision_id, row.replica, row.chain, row.seq,
                                                                    row.hash, row.body))
                         continue
-                    cur = await conn.execute(_q(INSERT_ROW), (
+                    cur = await conn.execute(_q(q.INSERT_ROW), (
                         row.decision_id, row.ts_us, row.outcome, row.action, row.instance, row.project,
                         row.subject, row.revision, row.reason, row.replica, row.chain, row.seq, row.hash,
                         row.body))
                     got = await cur.fetchone()
                     if got is not None and row.lock_ids:
                         async with conn.cursor() as lock_cur:
-                            await lock_cur.executemany(_q(INSERT_LOCK), [(lid, got[0]) for lid in row.lock_ids])
+                            await lock_cur.executemany(_q(q.INSERT_LOCK), [(lid, got[0]) for lid in row.lock_ids])
                 last = rows[-1]
-                await conn.execute(_q(UPSERT_HEAD), (last.replica, last.chain, last.seq, last.hash,
+                await conn.execute(_q(q.UPSERT_HEAD), (last.replica, last.chain, last.seq, last.hash,
                                                      int(time.time() * 1e6)))
 
         await self._with(write)
 
     async def head(self, replica: str, chain: str) -> ChainHead | None:
         async def read(conn: _Conn) -> ChainHead | None:
-            row = await (await conn.execute(_q(HEAD), (replica, chain))).fetchone()
+            row = await (await conn.execute(_q(q.HEAD), (replica, chain))).fetchone()
             return None if row is None else ChainHead(row[0], row[1], int(row[2]), row[3], from_us(int(row[4])))
 
         return await self._with(read)
@@ -133,7 +118,7 @@ class PostgresIndex:
         async def drop(conn: _Conn) -> int:
             counts = []
             async with conn.transaction():
-                for stmt in DROP_CHAIN:
+                for stmt in q.DROP_CHAIN:
                     counts.append((await conn.execute(_q(stmt), (replica, chain))).rowcount)
             return counts[1] + counts[2]
 
@@ -143,30 +128,30 @@ class PostgresIndex:
         out: list[Any] = []
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = list(ids[start:start + _IN_CHUNK])
-            out += await (await conn.execute(_q(completions_sql(len(chunk))), chunk)).fetchall()
+            out += await (await conn.execute(_q(q.completions_sql(len(chunk))), chunk)).fetchall()
         return out
 
     async def page(self, filters: QueryFilters, before: Cursor | None, limit: int | None) -> list[Indexed]:
-        sql, params = page_sql(filters, before, limit)
+        sql, params = q.page_sql(filters, before, limit)
 
         async def read(conn: _Conn) -> list[Indexed]:
             rows = await (await conn.execute(_q(sql), params)).fetchall()
-            return indexed(rows, await self._completions(conn, [r[1] for r in rows]))
+            return q.indexed(rows, await self._completions(conn, [r[1] for r in rows]))
 
         return await self._with(read)
 
     async def find(self, wanted: str) -> FoundDecision | None:
-        sql, params = find_sql(wanted)
+        sql, params = q.find_sql(wanted)
 
         async def read(conn: _Conn) -> FoundDecision | None:
             rows = await (await conn.execute(_q(sql), params)).fetchall()
-            return found(wanted, rows, await self._completions(conn, sorted({r[1] for r in rows})))
+            return q.found(wanted, rows, await self._completions(conn, sorted({r[1] for r in rows})))
 
         return await self._with(read)
 
     async def chains(self) -> list[ChainHead]:
         async def read(conn: _Conn) -> list[ChainHead]:
-            rows = await (await conn.execute(_q(ALL_HEADS))).fetchall()
+            rows = await (await conn.execute(_q(q.ALL_HEADS))).fetchall()
             return [ChainHead(r[0], r[1], int(r[2]), r[3], from_us(int(r[4]))) for r in rows]
 
         return await self._with(read)

@@ -143,8 +143,9 @@ def indexed(rows: Sequence[Sequence[Any]], completions: Sequence[Sequence[Any]])
         st = record.setdefault("statelock", {})
         if isinstance(st, dict):
             st.update(replica=replica, chain=chain)
-        out.append(Indexed(record, decision_id, from_us(int(ts_us)), outcome, action, instance, project, subject,
-                           revision, reason, replica, chain, int(seq), digest, Cursor(int(ts_us), int(row_id))))
+        out.append(Indexed(decision_id, outcome, action, instance, project, subject, revision, reason, replica,
+                           chain, int(seq), digest, record=record, when=from_us(int(ts_us)),
+                           cursor=Cursor(int(ts_us), int(row_id))))
     return out
 
 

@@ -17,23 +17,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from sidecar.audit import index_sql as q
 from sidecar.audit.files import FILE_MODE
 from sidecar.audit.index import ChainHead, CompletionRow, Cursor, Indexed, IndexRow, IndexUnavailable, from_us
-from sidecar.audit.index_sql import (
-    ALL_HEADS,
-    DROP_CHAIN,
-    HEAD,
-    INSERT_COMPLETION,
-    INSERT_LOCK,
-    INSERT_ROW,
-    UPSERT_HEAD,
-    completions_sql,
-    find_sql,
-    found,
-    indexed,
-    page_sql,
-    schema,
-)
 from sidecar.audit.query import FoundDecision, QueryFilters
 
 _T = TypeVar("_T")
@@ -61,7 +47,7 @@ class SqliteIndex:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
-        for stmt in schema(self.dialect):
+        for stmt in q.schema(self.dialect):
             conn.execute(stmt)
         self._conn = conn
 
@@ -100,23 +86,23 @@ class SqliteIndex:
         try:
             for row in rows:
                 if isinstance(row, CompletionRow):
-                    db.execute(INSERT_COMPLETION, (row.decision_id, row.replica, row.chain, row.seq, row.hash,
+                    db.execute(q.INSERT_COMPLETION, (row.decision_id, row.replica, row.chain, row.seq, row.hash,
                                                    row.body))
                     continue
-                got = db.execute(INSERT_ROW, (row.decision_id, row.ts_us, row.outcome, row.action, row.instance,
+                got = db.execute(q.INSERT_ROW, (row.decision_id, row.ts_us, row.outcome, row.action, row.instance,
                                               row.project, row.subject, row.revision, row.reason, row.replica,
                                               row.chain, row.seq, row.hash, row.body)).fetchone()
                 if got is not None and row.lock_ids:
-                    db.executemany(INSERT_LOCK, [(lock_id, got[0]) for lock_id in row.lock_ids])
+                    db.executemany(q.INSERT_LOCK, [(lock_id, got[0]) for lock_id in row.lock_ids])
             last = rows[-1]
-            db.execute(UPSERT_HEAD, (last.replica, last.chain, last.seq, last.hash, int(time.time() * 1e6)))
+            db.execute(q.UPSERT_HEAD, (last.replica, last.chain, last.seq, last.hash, int(time.time() * 1e6)))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
 
     async def head(self, replica: str, chain: str) -> ChainHead | None:
-        row = await self._run(lambda: self._db.execute(HEAD, (replica, chain)).fetchone())
+        row = await self._run(lambda: self._db.execute(q.HEAD, (replica, chain)).fetchone())
         return None if row is None else ChainHead(row[0], row[1], int(row[2]), row[3], from_us(int(row[4])))
 
     async def drop_chain(self, replica: str, chain: str) -> int:
@@ -124,7 +110,7 @@ class SqliteIndex:
             db = self._db
             db.execute("BEGIN")
             try:
-                counts = [db.execute(stmt, (replica, chain)).rowcount for stmt in DROP_CHAIN]
+                counts = [db.execute(stmt, (replica, chain)).rowcount for stmt in q.DROP_CHAIN]
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
@@ -134,11 +120,11 @@ class SqliteIndex:
         return await self._run(drop)
 
     async def page(self, filters: QueryFilters, before: Cursor | None, limit: int | None) -> list[Indexed]:
-        sql, params = page_sql(filters, before, limit)
+        sql, params = q.page_sql(filters, before, limit)
 
         def read() -> list[Indexed]:
             rows = self._db.execute(sql, params).fetchall()
-            return indexed(rows, self._completions([r[1] for r in rows]))
+            return q.indexed(rows, self._completions([r[1] for r in rows]))
 
         return await self._run(read)
 
@@ -146,18 +132,18 @@ class SqliteIndex:
         out: list[Any] = []
         for start in range(0, len(ids), _IN_CHUNK):
             chunk = list(ids[start:start + _IN_CHUNK])
-            out += self._db.execute(completions_sql(len(chunk)), chunk).fetchall()
+            out += self._db.execute(q.completions_sql(len(chunk)), chunk).fetchall()
         return out
 
     async def find(self, wanted: str) -> FoundDecision | None:
-        sql, params = find_sql(wanted)
+        sql, params = q.find_sql(wanted)
 
         def read() -> FoundDecision | None:
             rows = self._db.execute(sql, params).fetchall()
-            return found(wanted, rows, self._completions(sorted({r[1] for r in rows})))
+            return q.found(wanted, rows, self._completions(sorted({r[1] for r in rows})))
 
         return await self._run(read)
 
     async def chains(self) -> list[ChainHead]:
-        rows = await self._run(lambda: self._db.execute(ALL_HEADS).fetchall())
+        rows = await self._run(lambda: self._db.execute(q.ALL_HEADS).fetchall())
         return [ChainHead(r[0], r[1], int(r[2]), r[3], from_us(int(r[4]))) for r in rows]

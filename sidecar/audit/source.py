@@ -106,11 +106,11 @@ class FileDecisions:
             st.update(replica=self.replica, chain=str(self.path))
         ts_us = to_us(when) if when else 0
         return Indexed(
-            record, str(record.get("decision_id", "")), from_us(ts_us), str(_obj(st).get("outcome") or ""),
+            str(record.get("decision_id", "")), str(_obj(st).get("outcome") or ""),
             str(_obj(inp.get("action")).get("name") or ""), record_instance(record) or "",
             record_project(record) or "", str(_obj(inp.get("subject")).get("user_id") or ""),
             record_revision(record) or "", reason_of(record), self.replica, str(self.path), seq,
-            str(record.get("hash", "")), Cursor(ts_us, seq))
+            str(record.get("hash", "")), record=record, when=from_us(ts_us), cursor=Cursor(ts_us, seq))
 
     async def query(self, filters: QueryFilters) -> list[dict[str, Any]]:
         return await asyncio.to_thread(query_records, log_files(self.path), filters)

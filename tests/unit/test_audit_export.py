@@ -29,7 +29,7 @@ def _row(record: dict[str, Any], **fields: Any) -> Indexed:
                                 revision="rev-1", reason="", replica="r1", chain="/var/log/d.jsonl", seq=7,
                                 hash="ab" * 32, cursor=Cursor(1, 1))
     base.update(fields)
-    return Indexed(record, **base)
+    return Indexed(record=record, **base)
 
 
 def test_csv_neutralises_every_cell_and_names_its_columns() -> None:

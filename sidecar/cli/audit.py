@@ -129,7 +129,9 @@ def add_audit_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
                        help="one decision: its id (from an X-Statelock-Decision-Id header or a "
                             "refusal message), or the id's first 8 or more characters")
     query.add_argument("--instance", metavar="ID", help="the instance (server id) the request was about")
+    query.add_argument("--project", metavar="ID", help="the instance's project (or the caller's)")
     query.add_argument("--subject", metavar="USER", help="the caller's user id")
+    query.add_argument("--revision", metavar="REV", help="the policy revision it was decided under")
     query.add_argument("--outcome", choices=OUTCOMES, help="the decision's outcome")
     query.add_argument("--action", metavar="NAME", help="the action name (resume, os-stop, lock, ...)")
     query.add_argument("--lock", metavar="LOCK_ID",

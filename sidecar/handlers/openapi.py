@@ -52,7 +52,8 @@ _EVENT = {"type": "object", "properties": {
     "event": {"type": "string", "enum": ["created", "lifted", "expired"]}, "at": _TIME,
     "lock_id": {"type": "string"}, "kind": {"type": "string"}, "reason": {"type": "string"},
     "by": {"type": ["string", "null"]}, "decision_id": {"type": ["string", "null"]}}}
-_RECORD = {"type": "object", "description": "A decision record as written (docs/audit.md)",
+_RECORD = {"type": "object", "description": "A decision record as written (docs/audit.md); from the "
+           "decision index, statelock.replica and statelock.chain say which replica's chain holds it",
            "additionalProperties": True}
 
 _ERROR_TEXT = {
@@ -90,7 +91,9 @@ _OPEN: dict[str, Any] = {"security": []}
 _PROBE = {"type": "object", "additionalProperties": True}
 _DECISION_FILTERS = [
     _param("decision_id", description="an id, or a prefix of 8 or more characters"),
-    _param("instance"), _param("subject", description="the caller's user id"),
+    _param("instance"), _param("project", description="the instance's project (or the caller's)"),
+    _param("subject", description="the caller's user id"),
+    _param("revision", description="the policy revision it was decided under"),
     _param("outcome", schema={"type": "string", "enum": ["allow", "deny", "error"]}),
     _param("action", description="resume, os-stop, lock, suspend_lock, ..."),
     _param("lock", description="a lock the decision placed, lifted, saw or was blocked by"),

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import AUDIT, CONFIG, ENGINE, METRICS, SHIPPER, STORE
+from sidecar.appkeys import AUDIT, CONFIG, DECISIONS, ENGINE, METRICS, SHIPPER, STORE
 from sidecar.audit.log import JsonlAuditLog
 from sidecar.errors import SidecarError
 from sidecar.handlers.lifecycle import STATE
@@ -28,6 +28,7 @@ async def health(request: web.Request) -> web.Response:
         "audit": _audit_health(request.app[AUDIT]),
         "mode": cfg.mode,
         "backend": cfg.backend.kind,
+        "decisions": request.app[DECISIONS].describe(),
     }
     try:
         by_kind = await request.app[STORE].count_in_force_by_kind(datetime.now(UTC))

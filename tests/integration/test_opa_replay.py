@@ -21,8 +21,8 @@ async def test_opa_replays_its_own_revision_and_reads_bundle_data(opa_server: Op
     await engine.start()
     try:
         current = await engine.decide(LOCKED)
-        assert engine.loaded_revisions() == ("statelock-policy-1",)
-        replayed = await engine.decide_at(LOCKED, "statelock-policy-1")
+        assert engine.loaded_revisions() == ("statelock-policy-2",)
+        replayed = await engine.decide_at(LOCKED, "statelock-policy-2")
         assert replayed is not None and replayed.allow is current.allow is False
         assert replayed.lock_ids == ("lk-1",)
         assert await engine.decide_at(LOCKED, "statelock-policy-0") is None

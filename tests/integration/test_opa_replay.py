@@ -27,6 +27,7 @@ async def test_opa_replays_its_own_revision_and_reads_bundle_data(opa_server: Op
         assert replayed.lock_ids == ("lk-1",)
         assert await engine.decide_at(LOCKED, "statelock-policy-0") is None
         assert await engine.data_at(("statelock", "lock_roles")) == ["admin", "billing", "legal", "security"]
-        assert await engine.data_at(("statelock", "audit_roles")) is None
+        assert await engine.data_at(("statelock", "audit_roles")) == ["security"]
+        assert await engine.data_at(("statelock", "no_such_key")) is None
     finally:
         await engine.close()

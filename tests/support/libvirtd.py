@@ -57,15 +57,11 @@ _BINARIES = ("/usr/sbin/libvirtd", "/usr/sbin/virtlogd", "virsh", "qemu-system-x
 
 _GUEST_XML = """\
 <domain type='{virt_type}'>
-  <name>{name}</name>
+  <name>{name}</name><uuid>{uuid}</uuid>
   <memory unit='MiB'>64</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64'>hvm</type></os>
-  <metadata>
-    <statelock:instance xmlns:statelock='{namespace}'>
-      <statelock:owner project_id='{project_id}' user_id='{user_id}'/>
-    </statelock:instance>
-  </metadata>
+  <metadata>{metadata}</metadata>
   <devices>
     <serial type='pty'/>
     <console type='pty'/>
@@ -73,6 +69,17 @@ _GUEST_XML = """\
   </devices>
 </domain>
 """
+
+
+def guest_xml(virt_type: str, name: str, metadata: str = "") -> str:
+    """A diskless 64 MiB guest with a new UUID and ``metadata`` inside its ``<metadata>``."""
+    return _GUEST_XML.format(virt_type=virt_type, name=name, uuid=uuid.uuid4(), metadata=metadata)
+
+
+def owner_metadata(project_id: str, user_id: str) -> str:
+    """Statelock's owner record, as a domain defined by hand carries it."""
+    return (f"<statelock:instance xmlns:statelock='{STATELOCK_NS}'>"
+            f"<statelock:owner project_id='{project_id}' user_id='{user_id}'/></statelock:instance>")
 
 
 @dataclass(frozen=True)
@@ -251,8 +258,7 @@ def qemu_guest_fixture(qemu_host: QemuHost) -> Iterator[Guest]:
     name = GUEST_PREFIX + uuid.uuid4().hex[:12]
     conn = qemu_host.connect()
     try:
-        xml = _GUEST_XML.format(virt_type=qemu_host.virt_type, name=name, namespace=STATELOCK_NS,
-                                project_id=OWNER[0], user_id=OWNER[1])
+        xml = guest_xml(qemu_host.virt_type, name, owner_metadata(*OWNER))
         dom = conn.defineXML(xml)
         try:
             dom.create()

@@ -18,17 +18,7 @@ import libvirt
 
 from drivers import PowerState
 from tests.support.libvirt_harness import LibvirtHarness
-from tests.support.libvirtd import GUEST_PREFIX, URI, virt_type
-
-_GUEST = """\
-<domain type='{virt_type}'>
-  <name>{name}</name><uuid>{uuid}</uuid>
-  <memory unit='MiB'>64</memory><vcpu>1</vcpu>
-  <os><type arch='x86_64'>hvm</type></os>
-  <metadata>{metadata}</metadata>
-  <devices><serial type='pty'/><console type='pty'/><memballoon model='none'/></devices>
-</domain>
-"""
+from tests.support.libvirtd import GUEST_PREFIX, URI, guest_xml, virt_type
 
 
 class QemuHarness(LibvirtHarness):
@@ -59,4 +49,4 @@ class QemuHarness(LibvirtHarness):
         return f"{GUEST_PREFIX}contract-{uuid.uuid4().hex[:12]}"
 
     def domain_xml(self, name: str, metadata: str = "") -> str:
-        return _GUEST.format(virt_type=self.virt_type, name=name, uuid=uuid.uuid4(), metadata=metadata)
+        return guest_xml(self.virt_type, name, metadata)

@@ -30,7 +30,10 @@ ROUNDS = 3
 
 
 def _worktree(rev: str) -> Path:
-    path = WORK / f"rev-{rev}"
+    # NOTE: by commit, so that a symbolic rev (HEAD, a branch) never reuses an older checkout.
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", rev], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    path = WORK / f"rev-{commit}"
     if not path.exists():
         subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(path), rev],
                        check=True, capture_output=True)

@@ -8,8 +8,9 @@ record the chain does not (another log under the same name, or a chain cut back)
 the chain's rows are dropped and indexed anew: the chain is the source of truth.
 
 Then ``submit`` (the log's ``on_written`` listener, called in the event loop once a
-batch is on disk) queues each batch, and a writer task adds it to the index off the
-request path. A failed write is logged, counted in ``failures`` and tried again;
+batch is on disk) queues each batch, and a writer task adds what gathered within
+``linger_s`` to the index in one transaction, off the request path. A failed write is
+logged, counted in ``failures`` and tried again;
 past ``max_pending`` records waiting, the oldest are dropped (counted in ``dropped``)
 and left to the next start-up's catch-up. ``flush`` waits until what was submitted so
 far is in the index: a reader of this replica's own decisions calls it first, so a
@@ -19,6 +20,7 @@ decision just made is on the next page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Sequence
@@ -33,6 +35,8 @@ from sidecar.audit.index import ChainHead, CompletionRow, DecisionIndex, IndexRo
 log = logging.getLogger(__name__)
 
 BATCH = 2000
+LINGER_S = 0.25
+"""How long a written batch waits for others before it goes into the index (a reader's flush won't wait)."""
 
 
 @dataclass(frozen=True)
@@ -97,15 +101,17 @@ class IndexFeed:
     """Feeds one chain's records into a DecisionIndex (see the module docstring)."""
 
     def __init__(self, index: DecisionIndex, log_path: str | Path, replica: str, chain: str, *,
-                 max_pending: int = 100_000, retry_s: float = 1.0) -> None:
+                 max_pending: int = 100_000, retry_s: float = 1.0, linger_s: float = LINGER_S) -> None:
         self.index = index
         self.log_path = Path(log_path)
         self.replica = replica
         self.chain = chain
         self._max_pending = max_pending
         self._retry_s = retry_s
+        self._linger_s = linger_s
         self._pending: list[dict[str, Any]] = []
         self._wakeup = asyncio.Event()
+        self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
@@ -172,6 +178,7 @@ class IndexFeed:
         """Wait until what was submitted is in the index; False if that took longer than ``timeout_s``."""
         if self._task is None or self._task.done():
             return not self._pending
+        self._urgent.set()
         try:
             await asyncio.wait_for(self._idle.wait(), timeout_s)
         except TimeoutError:
@@ -182,6 +189,12 @@ class IndexFeed:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            if not self._urgent.is_set() and len(self._pending) < BATCH:
+                # NOTE: a batch per written group costs a thread hop and a transaction each; waiting a
+                # little gathers them (a reader's flush cuts the wait short).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), self._linger_s)
+            self._urgent.clear()
             while self._pending:
                 batch = self._pending[:BATCH]
                 del self._pending[:BATCH]

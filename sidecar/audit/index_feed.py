@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 2000
 LINGER_S = 0.25
-ROW_SLICE = 20
 """How long a written batch waits for others before it goes into the index (a reader's flush won't wait)."""
 
 
@@ -166,19 +165,8 @@ class IndexFeed:
         self._idle.clear()
         self._wakeup.set()
 
-    async def _rows(self, records: Sequence[dict[str, Any]]) -> list[IndexRow | CompletionRow]:
-        """The records' rows, made in the event loop a few at a time.
-
-        NOTE: in a worker thread the same work holds the GIL for up to a switch interval (5 ms)
-        at a time, which every request waiting on the loop would feel; in slices of
-        ``ROW_SLICE`` the loop serves requests in between.
-        """
-        rows: list[IndexRow | CompletionRow] = []
-        for start in range(0, len(records), ROW_SLICE):
-            rows.extend(row for row in (index_row(r, self.replica, self.chain)
-                                        for r in records[start:start + ROW_SLICE]) if row is not None)
-            await asyncio.sleep(0)
-        return rows
+    def _rows(self, records: Sequence[dict[str, Any]]) -> list[IndexRow | CompletionRow]:
+        return [row for row in (index_row(r, self.replica, self.chain) for r in records) if row is not None]
 
     def _trim(self) -> None:
         if len(self._pending) > self._max_pending:
@@ -211,7 +199,7 @@ class IndexFeed:
                 batch = self._pending[:BATCH]
                 del self._pending[:BATCH]
                 try:
-                    await self.index.add(await self._rows(batch))
+                    await self.index.add(await asyncio.to_thread(self._rows, batch))
                 except IndexUnavailable as exc:
                     self.failures += 1
                     if self.last_error != str(exc):

@@ -1,0 +1,271 @@
+"""Rego values in Python, read from and written to the text OPA's Wasm library speaks.
+
+``opa_value_dump`` writes a value as JSON extended with set literals (``{1, 2}``,
+``set()``) and object keys of any type (``{1: "a"}``); ``opa_value_parse`` reads
+the same text back. Host builtins get their arguments through ``parse`` and hand
+their result back through ``dump``, so a set stays a set and a number stays exact:
+
+- null, booleans, strings: ``None``, ``bool``, ``str``;
+- numbers: ``int`` when the text is an integer literal (any size), else ``float``,
+  or ``BigNumber`` when a float can't hold the text exactly (OPA keeps the text);
+- arrays: ``list``; sets: ``RegoSet``; objects: ``dict`` (a composite key is a ``Key``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+__all__ = ["BigNumber", "Key", "RegoSet", "ValueSyntaxError", "dump", "parse", "sort_key", "type_name"]
+
+
+class ValueSyntaxError(ValueError):
+    """The text is not a Rego value."""
+
+
+class BigNumber(str):
+    """A number OPA keeps as text because a float would round it (``1e400``, ``0.1000000000000000000001``)."""
+
+    __slots__ = ()
+
+
+class Key:
+    """A composite object key (an array, set or object as a key): hashable, compared by its text."""
+
+    __slots__ = ("value", "_text")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self._text = dump(value)
+
+    def __hash__(self) -> int:
+        return hash(self._text)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Key) and other._text == self._text
+
+    def __repr__(self) -> str:
+        return f"Key({self._text})"
+
+
+class RegoSet:
+    """A Rego set: its members unique and in Rego's order (``sort_key``)."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Iterable[Any] = ()) -> None:
+        unique: dict[str, Any] = {}
+        for item in items:
+            unique.setdefault(dump(item), item)
+        self.items: list[Any] = sorted(unique.values(), key=sort_key)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __contains__(self, item: object) -> bool:
+        text = dump(item)
+        return any(dump(x) == text for x in self.items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RegoSet) and [dump(x) for x in self.items] == [dump(x) for x in other.items]
+
+    def __hash__(self) -> int:
+        return hash(dump(self))
+
+    def __repr__(self) -> str:
+        return f"RegoSet({self.items!r})"
+
+
+_TYPE_ORDER = {type(None): 0, bool: 1, int: 2, float: 2, BigNumber: 2, str: 3, list: 4, RegoSet: 6, dict: 7}
+
+
+def type_name(value: Any) -> str:
+    """The Rego type name OPA's errors use (``string``, ``number``, ``set``...)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, BigNumber | int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, RegoSet):
+        return "set"
+    if isinstance(value, dict):
+        return "object"
+    if isinstance(value, Key):
+        return type_name(value.value)
+    raise TypeError(f"not a Rego value: {type(value).__name__}")
+
+
+def sort_key(value: Any) -> Any:
+    """Rego's total order: null < boolean < number < string < array < set < object."""
+    if isinstance(value, Key):
+        value = value.value
+    if isinstance(value, BigNumber):
+        return (2, float(value))
+    rank = _TYPE_ORDER.get(type(value))
+    if rank is None:
+        raise TypeError(f"not a Rego value: {type(value).__name__}")
+    if rank in (4, 6):
+        return (rank, [sort_key(v) for v in value])
+    if rank == 7:
+        return (rank, sorted((sort_key(k), sort_key(v)) for k, v in value.items()))
+    return (rank, value)
+
+
+# --- writing -------------------------------------------------------------------------
+
+
+def _number_text(value: int | float) -> str:
+    if isinstance(value, int):
+        return str(value)
+    if not math.isfinite(value):
+        raise ValueError("a Rego number can't be NaN or infinite")
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    return repr(value)
+
+
+def dump(value: Any) -> str:
+    """The text ``opa_value_parse`` reads back as ``value``."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if isinstance(value, BigNumber):
+        return str(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, int | float):
+        return _number_text(value)
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(dump(v) for v in value) + "]"
+    if isinstance(value, RegoSet):
+        return "{" + ",".join(dump(v) for v in value.items) + "}" if value.items else "set()"
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{dump(k)}:{dump(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, Key):
+        return dump(value.value)
+    raise TypeError(f"not a Rego value: {type(value).__name__}")
+
+
+# --- reading -------------------------------------------------------------------------
+
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+_WS = re.compile(r"[ \t\n\r]*")
+_decoder = json.JSONDecoder()
+
+
+def _number(text: str) -> int | float | BigNumber:
+    match = _NUMBER.fullmatch(text)
+    if match is None:
+        raise ValueSyntaxError(f"not a number: {text!r}")
+    if match.group(1) is None and match.group(2) is None:
+        return int(text)
+    as_float = float(text)
+    if not math.isfinite(as_float):
+        return BigNumber(text)
+    return as_float
+
+
+class _Reader:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+
+    def skip(self) -> None:
+        self.pos = _WS.match(self.text, self.pos).end()  # type: ignore[union-attr]
+
+    def peek(self) -> str:
+        self.skip()
+        return self.text[self.pos:self.pos + 1]
+
+    def expect(self, char: str) -> None:
+        if self.peek() != char:
+            raise ValueSyntaxError(f"expected {char!r} at {self.pos} in {self.text[:80]!r}")
+        self.pos += 1
+
+    def value(self) -> Any:
+        char = self.peek()
+        if char == "[":
+            return self._array()
+        if char == "{":
+            return self._brace()
+        if char == '"':
+            value, self.pos = _decoder.raw_decode(self.text, self.pos)
+            return value
+        for word, value in (("null", None), ("true", True), ("false", False), ("set()", RegoSet())):
+            if self.text.startswith(word, self.pos):
+                self.pos += len(word)
+                return value
+        match = _NUMBER.match(self.text, self.pos)
+        if match is None or match.end() == self.pos:
+            raise ValueSyntaxError(f"unexpected {self.text[self.pos:self.pos + 10]!r} at {self.pos}")
+        self.pos = match.end()
+        return _number(match.group(0))
+
+    def _array(self) -> list[Any]:
+        self.expect("[")
+        out: list[Any] = []
+        if self.peek() == "]":
+            self.pos += 1
+            return out
+        while True:
+            out.append(self.value())
+            if self.peek() == ",":
+                self.pos += 1
+                continue
+            self.expect("]")
+            return out
+
+    def _brace(self) -> dict[Any, Any] | RegoSet:
+        self.expect("{")
+        if self.peek() == "}":
+            self.pos += 1
+            return {}
+        first = self.value()
+        if self.peek() == ":":
+            return self._object(first)
+        members = [first]
+        while self.peek() == ",":
+            self.pos += 1
+            members.append(self.value())
+        self.expect("}")
+        return RegoSet(members)
+
+    def _object(self, key: Any) -> dict[Any, Any]:
+        out: dict[Any, Any] = {}
+        while True:
+            self.expect(":")
+            out[_hashable(key)] = self.value()
+            if self.peek() == ",":
+                self.pos += 1
+                key = self.value()
+                continue
+            self.expect("}")
+            return out
+
+
+def _hashable(key: Any) -> Any:
+    return Key(key) if isinstance(key, list | dict | RegoSet) else key
+
+
+def parse(text: str) -> Any:
+    """The value ``text`` (as ``opa_value_dump`` writes it) stands for; ValueSyntaxError if none."""
+    reader = _Reader(text)
+    value = reader.value()
+    reader.skip()
+    if reader.pos != len(text):
+        raise ValueSyntaxError(f"trailing text at {reader.pos} in {text[:80]!r}")
+    return value

@@ -18,8 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -27,15 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sidecar.config import REPO_ROOT, PolicyConfig
+from sidecar.config import PolicyConfig
 from sidecar.errors import ConfigError, PolicyError
 from sidecar.policy.bundle import load_bundle
 from sidecar.policy.decision import Decision, decision_from_result
+from sidecar.policy.wasm.compiler import find_opa
 
 DEFAULT_BUNDLE = "policies/"
 DECISION_PATH = "statelock/authz/decision"
-OPA_HELP = ("OPA is not installed: run `make opa` (builds OPA v1.22.2 into .tools/bin with go install), "
-            "put an `opa` binary on PATH, or give --opa PATH")
 
 # One query, valid for rego-cpp, `opa eval` and OPA's /v1/query alike (rego-cpp does not
 # accept `some i, x in` in an ad-hoc query, hence the `input.locks[i]` form).
@@ -103,21 +100,6 @@ def run_policy_command(args: argparse.Namespace) -> int:
 
 
 # --- policy test -------------------------------------------------------------------------------------
-
-def find_opa(explicit: str | None = None) -> str:
-    """The opa executable; raises PolicyError saying how to get one when there is none."""
-    if explicit:
-        if Path(explicit).is_file() and os.access(explicit, os.X_OK):
-            return explicit
-        raise PolicyError(f"--opa {explicit}: not an executable file. {OPA_HELP}")
-    found = shutil.which("opa")
-    if found:
-        return found
-    local = REPO_ROOT / ".tools" / "bin" / "opa"
-    if local.is_file() and os.access(local, os.X_OK):
-        return str(local)
-    raise PolicyError(OPA_HELP)
-
 
 def _bundle_dir(value: str) -> Path:
     path = Path(value)

@@ -63,7 +63,7 @@ class _RawCall:
     buffer (about 4 us). Only for exports whose parameters and result are i32.
     """
 
-    __slots__ = ("_ctx", "_func", "_args", "_size")
+    __slots__ = ("_args", "_ctx", "_func", "_size")
 
     def __init__(self, store: wasmtime.Store, func: wasmtime.Func, params: int) -> None:
         self._ctx = store._context()

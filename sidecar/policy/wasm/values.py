@@ -35,7 +35,7 @@ class BigNumber(str):
 class Key:
     """A composite object key (an array, set or object as a key): hashable, compared by its text."""
 
-    __slots__ = ("value", "_text")
+    __slots__ = ("_text", "value")
 
     def __init__(self, value: Any) -> None:
         self.value = value

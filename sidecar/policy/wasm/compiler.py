@@ -1,0 +1,105 @@
+"""Compiling Rego to WebAssembly with OPA's own compiler (``opa build -t wasm``).
+
+The modules are written to a private directory under their bundle-relative names
+and compiled from there, so OPA's messages name the policy author's files as they
+are in the bundle (``statelock/authz.rego:158: rego_parse_error: ...``). A bundle
+that does not compile, or whose entry point does not exist, is refused with OPA's
+own text.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from sidecar.errors import PolicyError
+
+__all__ = ["OPA_HELP", "OPA_VERSION", "compile_wasm", "find_opa"]
+
+OPA_VERSION = "1.22.2"
+REPO_ROOT = Path(__file__).resolve().parents[3]
+OPA_HELP = (f"OPA is not installed: run `make opa` (builds OPA v{OPA_VERSION} into .tools/bin with go install), "
+            "put an `opa` binary on PATH, or give --opa PATH")
+COMPILE_TIMEOUT_S = 120.0
+
+
+def find_opa(explicit: str | None = None) -> str:
+    """The opa executable (``explicit``, ``PATH``, then ``.tools/bin``); PolicyError saying how to get one."""
+    if explicit:
+        if Path(explicit).is_file() and os.access(explicit, os.X_OK):
+            return explicit
+        raise PolicyError(f"--opa {explicit}: not an executable file. {OPA_HELP}")
+    found = shutil.which("opa")
+    if found:
+        return found
+    local = REPO_ROOT / ".tools" / "bin" / "opa"
+    if local.is_file() and os.access(local, os.X_OK):
+        return str(local)
+    raise PolicyError(OPA_HELP)
+
+
+_NOISE = re.compile(r"^(?:error: )?(?:load error: )?(?:\d+ errors? occurred(?: during [a-z]+)?: *)?",
+                    re.MULTILINE)
+
+
+def _opa_message(stderr: str) -> str:
+    """OPA's error text without its "N errors occurred" preamble, on one line per error."""
+    text = _NOISE.sub("", stderr.strip())
+    lines = [line.rstrip() for line in text.splitlines() if line.strip()]
+    # NOTE: OPA follows a type error with the offending expression and a caret; keep the messages.
+    kept = [line for line in lines if re.match(r"^\S.*:\d+: ", line) or not line.startswith(("\t", " "))]
+    return "; ".join(kept or lines) or "opa build failed without a message"
+
+
+def compile_wasm(modules: Mapping[str, str], entrypoints: Sequence[str], *,
+                 opa: str | None = None, timeout_s: float = COMPILE_TIMEOUT_S) -> bytes:
+    """The ``policy.wasm`` OPA compiles from ``modules`` (bundle-relative name -> text) for ``entrypoints``.
+
+    Raises PolicyError with OPA's own message when the modules don't compile or an
+    entry point is missing, and when OPA can't be run at all.
+    """
+    if not entrypoints:
+        raise PolicyError("compiling to Wasm needs at least one entry point")
+    binary = find_opa(opa)
+    with tempfile.TemporaryDirectory(prefix="statelock-wasm-") as tmp:
+        src = Path(tmp, "src")
+        names = []
+        for name, text in modules.items():
+            rel = Path(name)
+            if rel.is_absolute() or ".." in rel.parts:
+                raise PolicyError(f"policy module name {name!r} is not relative to the bundle")
+            target = src / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+            names.append(str(rel))
+        out = Path(tmp, "bundle.tar.gz")
+        cmd = [binary, "build", "-t", "wasm", "-o", str(out)]
+        for entrypoint in entrypoints:
+            cmd += ["-e", entrypoint]
+        cmd += sorted(names)
+        try:
+            done = subprocess.run(cmd, cwd=src, capture_output=True, text=True, timeout=timeout_s, check=False)
+        except subprocess.TimeoutExpired as exc:
+            raise PolicyError(f"opa build did not finish within {timeout_s:g} s") from exc
+        except OSError as exc:
+            raise PolicyError(f"cannot run {binary}: {exc}. {OPA_HELP}") from exc
+        if done.returncode != 0:
+            raise PolicyError(_opa_message(done.stderr or done.stdout))
+        return _policy_wasm(out.read_bytes())
+
+
+def _policy_wasm(bundle: bytes) -> bytes:
+    with tarfile.open(fileobj=io.BytesIO(bundle), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            if member.name.lstrip("/") == "policy.wasm":
+                extracted = tar.extractfile(member)
+                if extracted is not None:
+                    return extracted.read()
+    raise PolicyError("opa build wrote no policy.wasm")

@@ -228,7 +228,7 @@ def _md_server_timers(st: dict[str, Any], results: dict[str, Any]) -> list[str]:
 
 def _md_engine_alone(ea: dict[str, Any], results: dict[str, Any]) -> list[str]:
     out = ["", "## The decision engine alone (same inputs, one at a time)", "",
-           "`EmbeddedEngine.decide_sync` (regopy, in process) against `OpaEngine.decide` (opa-python-client "
+           "`EmbeddedEngine.decide_sync` (OPA-compiled Wasm, in process) against `OpaEngine.decide` (opa-python-client "
            "over keep-alive HTTP, what the sidecar uses), a bare aiohttp POST, and OPA's own timers "
            f"(`?metrics`). Engines agree on every input: **{ea['all_agree']}**.", "",
            "| input | decision | embedded p50 / p99 µs | OPA via client p50 / p99 µs | OPA bare POST p50 / p99 µs "

@@ -3,7 +3,7 @@
 Variants (every one in front of the same canned upstream):
   direct              the client talks to the upstream itself
   nginx               nginx as a keep-alive reverse proxy (the peer hop)
-  statelock_embedded  ``python -m sidecar serve``, embedded regopy engine
+  statelock_embedded  ``python -m sidecar serve``, embedded Wasm engine
   statelock_opa       ``python -m sidecar serve``, ``policy.engine: opa`` against ``opa run --server``
 
 Environment knobs: BENCH_QUICK=1 (short runs, for trying the harness; not a result),

@@ -37,6 +37,7 @@ from sidecar.policy.bundle import Bundle, bundle_files, load_bundle
 from sidecar.policy.decision import Decision, decision_from_result
 from sidecar.policy.wasm.compiler import compile_wasm
 from sidecar.policy.wasm.runtime import WasmPolicy
+from sidecar.policy.wasm.values import result_json
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +107,8 @@ def evaluate_compiled(compiled: Compiled, input_doc: Mapping[str, Any]) -> Decis
 
 
 def _evaluate(compiled: Compiled, input_doc: Mapping[str, Any]) -> Any:
-    results = orjson.loads(compiled.policy.evaluate_raw(compiled.entrypoint_id, input_json(input_doc)))
+    raw = compiled.policy.evaluate_raw(compiled.entrypoint_id, input_json(input_doc), values_out=True)
+    results = result_json(raw, orjson.loads)
     return results[0].get("result") if results else None
 
 

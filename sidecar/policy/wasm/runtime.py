@@ -266,7 +266,10 @@ class WasmPolicy:
     def evaluate_raw(self, entrypoint_id: int, input_json: bytes | None, *, values_out: bool = False) -> bytes:
         """The result set's text (``[{"result": ...}]``, ``[]`` when undefined) for one input.
 
-        ``input_json`` is the input's JSON text, None for no input at all. Raises
+        ``input_json`` is the input's JSON text, None for no input at all. The text is
+        JSON, or with ``values_out`` Rego value text (sets as set literals, which
+        ``values.result_json`` reads back sorted: JSON output lists a set in the
+        module's hash order, not OPA's sorted order). Raises
         PolicyError when the evaluation fails (a conflict, a halting builtin error).
         """
         with self._lock:
@@ -281,7 +284,9 @@ class WasmPolicy:
                 result = self._eval(0, entrypoint_id, self._data_addr, addr, length,
                                     heap + length, _FORMAT_VALUE if values_out else _FORMAT_JSON)
                 return self._string_at(result)
-            except (wasmtime.Trap, wasmtime.WasmtimeError, _Aborted, Halt) as exc:
+            except PolicyError:
+                raise
+            except Exception as exc:  # NOTE: a trap, an abort, a Halt, or a bug in a host builtin
                 raise PolicyError(f"policy evaluation failed: {self._error_text(exc)}") from exc
             finally:
                 self._ctx = None
@@ -299,7 +304,7 @@ class WasmPolicy:
             raw = json.dumps(input_doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
             raise PolicyError(f"policy input is not JSON: {exc}") from exc
-        results = json.loads(self.evaluate_raw(entrypoint_id, raw))
+        results = values.result_json(self.evaluate_raw(entrypoint_id, raw, values_out=True))
         if not results:
             return None
         return results[0].get("result")

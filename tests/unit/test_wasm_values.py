@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from sidecar.policy.wasm import values
-from sidecar.policy.wasm.values import BigNumber, Key, RegoSet
+from sidecar.policy.wasm.values import BigNumber, Key, Number, RegoSet
 
 PARSED = [
     ("null", None), ("true", True), ("false", False), ('"a\\"b"', 'a"b'), ('"\\u0000é"', "\x00é"),
@@ -55,3 +55,15 @@ def test_type_names_are_opas(value: Any, name: str) -> None:
 def test_non_finite_floats_cannot_be_written() -> None:
     with pytest.raises(ValueError):
         values.dump(float("nan"))
+
+
+def test_a_number_keeps_the_text_it_was_written_as() -> None:
+    for text in ("1.50", "1e3", "1234567890123456789.0", "-0.0"):
+        number = values.parse(text)
+        assert isinstance(number, Number) and number == float(text) and values.dump(number) == text
+    assert values.parse("1234567890123456789.0").exact() == 1234567890123456789
+
+
+def test_equal_numbers_are_one_set_member() -> None:
+    assert len(RegoSet([1, values.parse("1.0"), values.parse("1e0")])) == 1
+    assert RegoSet([2, 1]) == RegoSet([values.parse("1.0"), 2])

@@ -6,8 +6,10 @@ the same text back. Host builtins get their arguments through ``parse`` and hand
 their result back through ``dump``, so a set stays a set and a number stays exact:
 
 - null, booleans, strings: ``None``, ``bool``, ``str``;
-- numbers: ``int`` when the text is an integer literal (any size), else ``float``,
-  or ``BigNumber`` when a float can't hold the text exactly (OPA keeps the text);
+- numbers: ``int`` when the text is an integer literal (any size), else ``Number``
+  (a ``float`` that keeps the text it was written as, as OPA keeps ``1.50`` and
+  ``1e3``; ``Number.text``, ``Number.exact()``), or ``BigNumber`` when the text
+  is beyond a float's range;
 - arrays: ``list``; sets: ``RegoSet``; objects: ``dict`` (a composite key is a ``Key``).
 """
 
@@ -16,10 +18,11 @@ from __future__ import annotations
 import json
 import math
 import re
+from decimal import Decimal
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["BigNumber", "Key", "RegoSet", "ValueSyntaxError", "dump", "parse", "result_json", "sort_key", "to_json",
+__all__ = ["BigNumber", "Key", "Number", "RegoSet", "ValueSyntaxError", "dump", "parse", "result_json", "sort_key", "to_json",
            "type_name"]
 
 
@@ -31,6 +34,25 @@ class BigNumber(str):
     """A number OPA keeps as text because a float would round it (``1e400``, ``0.1000000000000000000001``)."""
 
     __slots__ = ()
+
+
+class Number(float):
+    """A non-integer number literal: its float value, and the text OPA keeps for it."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> Number:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def exact(self) -> Decimal:
+        """The number exactly as written (``1234567890123456789.0`` keeps every digit)."""
+        return Decimal(self.text)
+
+    def __repr__(self) -> str:
+        return f"Number({self.text})"
 
 
 class Key:
@@ -58,10 +80,10 @@ class RegoSet:
     __slots__ = ("items",)
 
     def __init__(self, items: Iterable[Any] = ()) -> None:
-        unique: dict[str, Any] = {}
+        unique: dict[Any, Any] = {}
         for item in items:
-            unique.setdefault(dump(item), item)
-        self.items: list[Any] = sorted(unique.values(), key=sort_key)
+            unique.setdefault(sort_key(item), item)
+        self.items: list[Any] = [unique[k] for k in sorted(unique)]
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.items)
@@ -70,20 +92,21 @@ class RegoSet:
         return len(self.items)
 
     def __contains__(self, item: object) -> bool:
-        text = dump(item)
-        return any(dump(x) == text for x in self.items)
+        key = sort_key(item)
+        return any(sort_key(x) == key for x in self.items)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RegoSet) and [dump(x) for x in self.items] == [dump(x) for x in other.items]
+        return isinstance(other, RegoSet) and [sort_key(x) for x in self.items] == [sort_key(x) for x in other.items]
 
     def __hash__(self) -> int:
-        return hash(dump(self))
+        return hash(sort_key(self))
 
     def __repr__(self) -> str:
         return f"RegoSet({self.items!r})"
 
 
-_TYPE_ORDER = {type(None): 0, bool: 1, int: 2, float: 2, BigNumber: 2, str: 3, list: 4, RegoSet: 6, dict: 7}
+_TYPE_ORDER = {type(None): 0, bool: 1, int: 2, float: 2, Number: 2, BigNumber: 2, str: 3, list: 4, RegoSet: 6,
+               dict: 7}
 
 
 def type_name(value: Any) -> str:
@@ -107,19 +130,26 @@ def type_name(value: Any) -> str:
     raise TypeError(f"not a Rego value: {type(value).__name__}")
 
 
-def sort_key(value: Any) -> Any:
-    """Rego's total order: null < boolean < number < string < array < set < object."""
+def sort_key(value: Any) -> tuple[Any, ...]:
+    """Rego's total order (null < boolean < number < string < array < set < object), as a hashable key.
+
+    Equal keys mean equal Rego values: ``1`` and ``1.0`` are one number.
+    """
     if isinstance(value, Key):
         value = value.value
     if isinstance(value, BigNumber):
-        return (2, float(value))
+        return (2, Decimal(value))
+    if isinstance(value, Number):
+        return (2, value.exact())
     rank = _TYPE_ORDER.get(type(value))
     if rank is None:
         raise TypeError(f"not a Rego value: {type(value).__name__}")
     if rank in (4, 6):
-        return (rank, [sort_key(v) for v in value])
+        return (rank, tuple(sort_key(v) for v in value))
     if rank == 7:
-        return (rank, sorted((sort_key(k), sort_key(v)) for k, v in value.items()))
+        return (rank, tuple(sorted((sort_key(k), sort_key(v)) for k, v in value.items())))
+    if rank == 1:
+        return (rank, bool(value))
     return (rank, value)
 
 
@@ -146,6 +176,8 @@ def dump(value: Any) -> str:
         return "false"
     if isinstance(value, BigNumber):
         return str(value)
+    if isinstance(value, Number):
+        return value.text
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, int | float):
@@ -168,16 +200,15 @@ _WS = re.compile(r"[ \t\n\r]*")
 _decoder = json.JSONDecoder()
 
 
-def _number(text: str) -> int | float | BigNumber:
+def _number(text: str) -> int | Number | BigNumber:
     match = _NUMBER.fullmatch(text)
     if match is None:
         raise ValueSyntaxError(f"not a number: {text!r}")
     if match.group(1) is None and match.group(2) is None:
         return int(text)
-    as_float = float(text)
-    if not math.isfinite(as_float):
+    if not math.isfinite(float(text)):
         return BigNumber(text)
-    return as_float
+    return Number(text)
 
 
 class _Reader:
@@ -280,8 +311,8 @@ def to_json(value: Any) -> Any:
         return [to_json(v) for v in value]
     if isinstance(value, dict):
         return {k if isinstance(k, str) else dump(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, BigNumber):
-        return float(value) if math.isfinite(float(value)) else str(value)
+    if isinstance(value, BigNumber | Number):
+        return float(value)  # NOTE: as json.loads reads OPA's output (1e400 becomes inf there too)
     return value
 
 

@@ -28,7 +28,7 @@ AT = [
 INPUT: dict[str, Any] = {
     "n": None, "s": "x", "t": True, "o": {}, "f": 1.5, "one": 1.0, "big": 1e30, "e": [], "at": AT,
     "one_elem": [0], "three": [0, "Europe/Berlin", "x"], "arr_s": ["1", "UTC"], "arr_tz_n": [0, 5],
-    "arr_layout_n": [0, "UTC", 5],
+    "arr_layout_n": [0, "UTC", 5], "e15": 1e15, "e16": 1e16, "neg": -2.0,
 }
 
 NS_2020 = 1577836800000000000  # 2020-01-01T00:00:00Z, only as an operand
@@ -271,7 +271,8 @@ ADD_DATE = [
     "time.add_date(input.at[6], 0, 1, 0)",
     "time.add_date(input.at[7], 0, 1, 0)",
     "time.add_date(0, 1.0, 0, 0)", "time.add_date(0, 0, 1.5, 0)", "time.add_date(1.5, 0, 0, 0)",
-    "time.add_date(0, 0, 0, input.f)", "time.add_date(0, 0, 0, input.s)",
+    "time.add_date(0, 0, 0, input.f)", "time.add_date(0, 0, 0, input.s)", "time.add_date(0, 0, 0, input.one)",
+    "time.add_date(0, 0, 0, input.e15)", "time.add_date(0, 0, 0, input.e16)", "time.add_date(0, input.neg, 0, 0)",
     "time.add_date(input.s, 0, 0, 0)", "time.add_date(0, 9223372036854775807, 0, 0)",
     "time.add_date(0, 0, 9223372036854775808, 0)",
 ]

@@ -10,7 +10,6 @@ error makes the call undefined (``BuiltinError``).
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -70,17 +69,19 @@ def _exact_int64(value: Any) -> int:
 def go_int_operand(value: Any) -> int:
     """OPA's ``builtins.IntOperand``: an integer number whose text Go's ``Atoi64`` reads.
 
-    A float arrives without its text; one that is integral is taken as written
-    ``N.0`` (which OPA accepts) when that text fits Atoi64's 19 characters.
+    Atoi64 takes at most 19 characters of digits and an all-zero fraction (``"2.0"``),
+    never an exponent. A float arrives here without its text, so it is judged by
+    the text JSON gives it (``repr``: ``2.0`` yes, ``1e+16`` no); a literal written
+    ``1e3`` in a policy is the one form this can't see (OPA refuses it, this accepts).
     """
     if isinstance(value, int) and not isinstance(value, bool):
         if not MIN_NS <= value <= MAX_NS:
             raise BuiltinError("operand must be integer number")
         return value
-    if isinstance(value, float) and value.is_integer() and math.isfinite(value):
-        number = int(value)
-        if len(f"{abs(number)}.0") <= 19:
-            return number
+    if isinstance(value, float) and value.is_integer():
+        text = repr(value).lstrip("-")
+        if "e" not in text and len(text) <= 19:
+            return int(value)
     raise BuiltinError("operand must be integer number but got floating-point number")
 
 

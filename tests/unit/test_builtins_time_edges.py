@@ -5,10 +5,12 @@ offsets in parsing, Go's overflow checks in durations, far-range instants, and
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from sidecar.policy.wasm.builtins.gozone import local_zone
 from tests.support.rego_diff import compare_expressions
 
 pytestmark = pytest.mark.integration
@@ -218,3 +220,41 @@ def test_time_edge_cases_agree_with_opa(table: str) -> None:
                                        "OPA reads its text into a 64-bit big.Float, exact here")
 def test_a_float_instant_needing_more_than_53_bits() -> None:
     assert compare_expressions(["time.format(1234567890123456789.0)"]) == []
+
+
+LOCAL = [
+    'time.format([1583020800000000000, "Local", "2006-01-02 15:04:05 MST -07:00"])',
+    'time.format([1593561600000000000, "Local", "2006-01-02 15:04:05 MST -07:00"])',
+    'time.clock([1593561600000000000, "Local"])', 'time.date([-9000000000000000000, "Local"])',
+    'time.parse_ns("2006-01-02 15:04 MST", "2020-01-15 10:00 EST")',
+    'time.parse_ns("2006-01-02 15:04 MST", "2020-07-15 10:00 EST")',
+    'time.parse_ns("2006-01-02 15:04 MST", "2020-07-15 10:00 EDT")',
+    'time.parse_ns("2006-01-02 15:04 MST", "2020-01-15 10:00 EDT")',
+    'time.parse_ns("2006-01-02 15:04 MST", "1943-01-15 10:00 EWT")',
+    'time.parse_ns("2006-01-02 15:04 MST", "1850-01-15 10:00 LMT")',
+    'time.parse_ns("2006-01-02 15:04 MST", "2020-01-15 10:00 CET")',
+    'time.parse_ns("2006-01-02 15:04 MST", "2020-07-15 10:00 CEST")',
+    'time.parse_ns("2006-01-02 15:04 MST", "2020-07-15 10:00 GMT")',
+    'time.parse_ns("2006-01-02 15:04 MST", "2020-07-15 10:00 BST")',
+    'time.parse_ns("2006-01-02 15:04 MST", "2020-07-15 10:00 IST")',
+    'time.parse_ns("2006-01-02 15:04 MST", "2020-01-15 10:00 IST")',
+    'time.parse_ns("2006-01-02 15:04 -0700", "2020-01-15 10:00 -0500")',
+    'time.parse_rfc3339_ns("2020-07-15T10:00:00-04:00")',
+]
+
+
+@pytest.fixture
+def local_tz(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """``TZ`` set for both OPA and this engine (Go's ``time.Local`` follows it)."""
+    monkeypatch.setenv("TZ", request.param)
+    local_zone.cache_clear()
+    yield
+    monkeypatch.undo()
+    local_zone.cache_clear()
+
+
+@pytest.mark.parametrize("local_tz", ["America/New_York", ":Europe/Berlin", "Europe/Dublin", "",
+                                      "Bogus/Zone"], indirect=True)
+@pytest.mark.usefixtures("local_tz")
+def test_local_zone_follows_tz_as_in_go() -> None:
+    assert compare_expressions(LOCAL) == []

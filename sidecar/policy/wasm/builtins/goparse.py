@@ -310,11 +310,16 @@ def _month_day(year: int, month: int, day: int, yday: int) -> tuple[int, int]:
 
 
 def _lookup_name(local: Zone, name: str, unix: int) -> int | None:
-    """The offset Go's ``Local.lookupName`` gives the abbreviation ``name`` at ``unix``, or None."""
-    if local.tz is None:
-        return 0 if name == "UTC" else None
-    for probe in (unix, unix - 3600, unix + 3600):
-        offset, abbrev = local.lookup(probe)
-        if abbrev == name and local.lookup(unix - offset)[1] == name:
-            return local.lookup(unix - offset)[0]
+    """The offset Go's ``Local.lookupName`` gives the abbreviation ``name`` at ``unix``, or None.
+
+    First a zone type of that name in effect at the time, then any of that name.
+    """
+    for kind, offset in local.kinds:
+        if kind == name:
+            found, abbrev = local.lookup(unix - offset)
+            if abbrev == name:
+                return found
+    for kind, offset in local.kinds:
+        if kind == name:
+            return offset
     return None

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import io
 import os
+import struct
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -53,10 +55,15 @@ class ZoneError(ValueError):
 
 @dataclass(frozen=True)
 class Zone:
-    """A Go location: ``tz`` None is UTC itself (abbreviation ``UTC``, offset 0)."""
+    """A Go location: ``tz`` None is UTC itself (abbreviation ``UTC``, offset 0).
+
+    ``kinds`` are the zone's local time types, (abbreviation, offset), in the
+    order of its TZif data, as Go's ``Location.zone`` lists them.
+    """
 
     name: str
     tz: dt.tzinfo | None = None
+    kinds: tuple[tuple[str, int], ...] = (("UTC", 0),)
 
     def lookup(self, unix_sec: int) -> tuple[int, str]:
         """(offset east of UTC in seconds, abbreviation) in force at ``unix_sec``."""
@@ -190,13 +197,36 @@ def _contains_dot_dot(name: str) -> bool:
     return ".." in name
 
 
+def _tzif_kinds(data: bytes) -> tuple[tuple[str, int], ...]:
+    """The local time types of TZif ``data`` (the 64-bit block when there is one, as Go reads)."""
+    def block(at: int, time_size: int) -> tuple[tuple[tuple[str, int], ...], int]:
+        isut, isstd, leap, times, types, chars = struct.unpack(">6l", data[at + 20:at + 44])
+        start = at + 44 + times * time_size + times
+        abbrevs = data[start + types * 6:start + types * 6 + chars]
+        kinds = []
+        for i in range(types):
+            offset, _dst, index = struct.unpack(">lBB", data[start + i * 6:start + i * 6 + 6])
+            name = abbrevs[index:].split(b"\0", 1)[0].decode("latin-1")
+            kinds.append((name, offset))
+        end = start + types * 6 + chars + leap * (time_size + 4) + isstd + isut
+        return tuple(kinds), end
+
+    if data[:4] != b"TZif":
+        raise ValueError("not a TZif file")
+    kinds, end = block(0, 4)
+    if data[4:5] not in (b"\0", b""):
+        kinds, _ = block(end, 8)
+    return kinds
+
+
 def _read(path: str, key: str) -> Zone | None:
     try:
         with open(path, "rb") as fh:
-            return Zone(key, ZoneInfo.from_file(fh, key=key))
+            data = fh.read()
+        return Zone(key, ZoneInfo.from_file(io.BytesIO(data), key=key), _tzif_kinds(data))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, struct.error) as exc:
         raise ZoneError(f"{key}: {exc}") from exc
 
 

@@ -23,7 +23,8 @@ _PAIRS = [(a, u) for a in ("1", "1.5", "10", "-2", "0.001", "3e2", "1000") for u
 PARSE = [f'units.parse("{a}{u}")' for a, u in _PAIRS] + [f'units.parse("{a}")' for a in AMOUNTS] + [
     'units.parse("1 k")', 'units.parse("\\"10k\\"")', 'units.parse("m")', 'units.parse("1e1234567k")',
     'units.parse("1.0000000001m")', 'units.parse("-1m")', 'units.parse("-0.00000000001")',
-    'units.parse("0.00000000005")', 'units.parse("0.00000000015")', 'units.parse("1Kµ")',
+    'units.parse("0.00000000005")', 'units.parse("1K\u0130")', 'units.parse("1\u0130")',
+    'units.parse("0.00000000015")', 'units.parse("1Kµ")',
     "units.parse(input.n)", "units.parse(input.num)", "units.parse(input.arr)",
 ]
 PARSE_BYTES = [f'units.parse_bytes("{a}{u}")' for a, u in _PAIRS] + [
@@ -33,7 +34,8 @@ PARSE_BYTES = [f'units.parse_bytes("{a}{u}")' for a, u in _PAIRS] + [
     'units.parse_bytes("18446744073709551617.5kb")', 'units.parse_bytes("123456789.123456789ki")',
     'units.parse_bytes("1.1eb")', 'units.parse_bytes("0.3e-2kb")', 'units.parse_bytes("7.777e60")',
     'units.parse_bytes("1e-60")', 'units.parse_bytes("1.000000000000000000001e30")',
-    'units.parse_bytes("1\u212aB")', "units.parse_bytes(input.n)", "units.parse_bytes(input.num)",
+    'units.parse_bytes("1\u212aB")', 'units.parse_bytes("1K\u0130B")', 'units.parse_bytes("1\u0130")',
+    "units.parse_bytes(input.n)", "units.parse_bytes(input.num)",
 ]
 
 TABLES = {"parse": PARSE, "parse_bytes": PARSE_BYTES}

@@ -114,6 +114,11 @@ def big_float(text: str) -> Fraction | None:
     return -value if negative else value
 
 
+def _go_lower(text: str) -> str:
+    # NOTE: Go lowers rune by rune; only U+0130 (İ) lowers to two characters in Python ("i̇"), to "i" in Go.
+    return text.replace("\u0130", "i").lower()
+
+
 def _string(value: Any) -> str:
     if not isinstance(value, str) or isinstance(value, BigNumber):
         raise BuiltinError("operand 1 must be string")
@@ -123,7 +128,7 @@ def _string(value: Any) -> str:
 @register("units.parse_bytes")
 def parse_bytes(_ctx: EvalContext, value: Any) -> int:
     """Bytes in a size text (``"10KB"``, ``"1.5GiB"``, ``"1e3"``), case-insensitive, truncated."""
-    s = _string(value).lower().replace('"', "")
+    s = _go_lower(_string(value)).replace('"', "")
     if " " in s:
         raise BuiltinError("units.parse_bytes: spaces not allowed in resource strings")
     num, unit = _split(s)
@@ -158,7 +163,7 @@ def parse_units(_ctx: EvalContext, value: Any) -> int | BigNumber:
     if not num:
         raise BuiltinError("units.parse: no amount provided")
     if len(unit) > 1:
-        unit = unit[0] + unit[1:].lower()
+        unit = unit[0] + _go_lower(unit[1:])
     factor = _UNITS.get(unit)
     if factor is None:
         raise BuiltinError(f"units.parse: unit {unit} not recognized")

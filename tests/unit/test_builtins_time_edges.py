@@ -5,13 +5,15 @@ offsets in parsing, Go's overflow checks in durations, far-range instants, and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
+from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, load_all
 from sidecar.policy.wasm.builtins.gozone import local_zone
-from tests.support.rego_diff import compare_expressions
+from sidecar.policy.wasm.values import BigNumber
+from tests.support.rego_diff import compare_expressions, opa_outcome
 
 pytestmark = pytest.mark.integration
 
@@ -258,3 +260,36 @@ def local_tz(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
 @pytest.mark.usefixtures("local_tz")
 def test_local_zone_follows_tz_as_in_go() -> None:
     assert compare_expressions(LOCAL) == []
+
+
+# Number texts a float can't carry, and what each builtin gets when values keeps them (BigNumber).
+NUMBER_TEXTS = [
+    ("time.format", "1234567890123456789.0"), ("time.format", "12345678901234567891.0"),
+    ("time.format", "1.5e18"), ("time.format", "1e400"), ("time.format", "0.10000000000000000001"),
+    ("time.format", "9223372036854775807.0"), ("time.format", "922337203685477580.75e1"),
+]
+INT_TEXTS = ["1e3", "2.0", "2.000", "1.000000000000000000", "-3.0", "1.5", "1E0", "100000000000000000.0"]
+
+
+def _opa_value(expr: str) -> Any:
+    outcome = opa_outcome({"t.rego": f"package t\nc := {expr}\n"}, "t")
+    assert outcome.kind == "value", outcome.error
+    return outcome.value.get("c", "undefined")
+
+
+def _ours(fn: Callable[..., Any], *args: Any) -> Any:
+    try:
+        return fn(EvalContext(now_ns=0), *args)
+    except BuiltinError:
+        return "undefined"
+
+
+@pytest.mark.parametrize(("name", "text"), NUMBER_TEXTS)
+def test_a_number_kept_as_text_is_read_as_opa_reads_it(name: str, text: str) -> None:
+    assert _ours(load_all()[name], BigNumber(text)) == _opa_value(f"{name}({text})")
+
+
+@pytest.mark.parametrize("text", INT_TEXTS)
+def test_an_integer_operand_kept_as_text_is_read_as_opa_reads_it(text: str) -> None:
+    ours = _ours(load_all()["time.add_date"], 0, 0, 0, BigNumber(text))
+    assert ours == _opa_value(f"time.add_date(0, 0, 0, {text})")

@@ -10,7 +10,6 @@ error makes the call undefined (``BuiltinError``).
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, register
@@ -30,6 +29,7 @@ from sidecar.policy.wasm.builtins.gozone import (
     load_location,
     local_zone,
 )
+from sidecar.policy.wasm.builtins.units import big_float
 from sidecar.policy.wasm.values import BigNumber
 
 __all__ = ["go_int_operand"]
@@ -46,7 +46,10 @@ def _is_number(value: Any) -> bool:
 
 
 def _exact_int64(value: Any) -> int:
-    """OPA's ``NumberToFloat(n).Int64()`` must be exact: an integer within int64."""
+    """OPA's ``NumberToFloat(n).Int64()`` must be exact: an integer within int64.
+
+    A ``BigNumber`` keeps its text, read into Go's 64-bit big.Float as OPA does.
+    """
     if isinstance(value, int):
         number = value
     elif isinstance(value, float):
@@ -54,11 +57,8 @@ def _exact_int64(value: Any) -> int:
             raise BuiltinError("timestamp too big")
         number = int(value)
     else:
-        try:
-            exact = Decimal(str(value))
-        except InvalidOperation:
-            raise BuiltinError("timestamp too big") from None
-        if not exact.is_finite() or exact != exact.to_integral_value():
+        exact = big_float(str(value))
+        if exact is None or exact.denominator != 1:
             raise BuiltinError("timestamp too big")
         number = int(exact)
     if not MIN_NS <= number <= MAX_NS:
@@ -66,23 +66,42 @@ def _exact_int64(value: Any) -> int:
     return number
 
 
+def _atoi64(text: str) -> int | None:
+    """Go's ``util.Atoi64``: at most 19 characters of digits with an all-zero fraction, else None."""
+    negative = text[:1] == "-"
+    body = text[1:] if text[:1] in ("-", "+") else text
+    whole, _, frac = body.partition(".")
+    digits = whole + frac
+    if not body or len(body) > 19 or not digits.isascii() or not (digits.isdigit() or body == ".") or "." in frac:
+        return None
+    if frac.strip("0"):
+        return None
+    number = -int(whole or "0") if negative else int(whole or "0")
+    return number if MIN_NS <= number <= MAX_NS else None
+
+
 def go_int_operand(value: Any) -> int:
     """OPA's ``builtins.IntOperand``: an integer number whose text Go's ``Atoi64`` reads.
 
     Atoi64 takes at most 19 characters of digits and an all-zero fraction (``"2.0"``),
-    never an exponent. A float arrives here without its text, so it is judged by
-    the text JSON gives it (``repr``: ``2.0`` yes, ``1e+16`` no); a literal written
-    ``1e3`` in a policy is the one form this can't see (OPA refuses it, this accepts).
+    never an exponent. A ``BigNumber`` is judged by its text; a float arrives
+    without one, so it is judged by the text JSON gives it (``repr``: ``2.0`` yes,
+    ``1e+16`` no): a literal written ``1e3`` is the form this can't see (OPA refuses it).
     """
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not MIN_NS <= value <= MAX_NS:
-            raise BuiltinError("operand must be integer number")
-        return value
-    if isinstance(value, float) and value.is_integer():
-        text = repr(value).lstrip("-")
-        if "e" not in text and len(text) <= 19:
-            return int(value)
-    raise BuiltinError("operand must be integer number but got floating-point number")
+    if isinstance(value, bool):
+        raise BuiltinError("operand must be number")
+    if isinstance(value, int):
+        text = str(value)
+    elif isinstance(value, float) and value.is_integer():
+        text = repr(value)
+    elif isinstance(value, BigNumber):
+        text = str(value)
+    else:
+        raise BuiltinError("operand must be integer number but got floating-point number")
+    number = _atoi64(text)
+    if number is None:
+        raise BuiltinError("operand must be integer number but got floating-point number")
+    return number
 
 
 def _instant(value: Any) -> tuple[int, Zone, str]:

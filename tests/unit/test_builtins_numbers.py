@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from sidecar.policy.wasm.builtins import EvalContext, load_all
+from sidecar.policy.wasm.builtins import EvalContext, Halt, load_all
 from tests.support.rego_diff import compare_expressions
 
 pytestmark = pytest.mark.integration
@@ -60,3 +60,9 @@ def test_rand_intn_is_cached_per_evaluation_only() -> None:
                                        "arrives as 1000.0, which OPA accepts written so")
 def test_an_integer_operand_written_with_an_exponent() -> None:
     assert compare_expressions(['rand.intn("a", 1e3) < 1000', "time.add_date(0, 0, 0, 1e0)"]) == []
+
+
+def test_rand_intn_of_the_least_int64_fails_the_evaluation() -> None:
+    # NOTE: OPA itself panics on this (rand.Intn of a negative bound); the engine must not decide.
+    with pytest.raises(Halt):
+        load_all()["rand.intn"](EvalContext(now_ns=0), "a", -(1 << 63))

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from sidecar.policy.wasm.builtins import EvalContext, Halt, load_all
 from tests.support.rego_diff import compare_expressions
 
 pytestmark = pytest.mark.integration
@@ -40,3 +41,10 @@ TABLES = {"is_valid": IS_VALID, "compare": COMPARE}
 @pytest.mark.parametrize("table", sorted(TABLES))
 def test_semver_builtins_agree_with_opa(table: str) -> None:
     assert compare_expressions(TABLES[table], input_doc=INPUT) == []
+
+
+def test_pre_releases_equal_only_after_saturation_fail_the_evaluation() -> None:
+    # NOTE: OPA never returns on this comparison (its loop has no exit once both are exhausted).
+    with pytest.raises(Halt):
+        load_all()["semver.compare"](EvalContext(now_ns=0), "1.0.0-9223372036854775808",
+                                      "1.0.0-9223372036854775809")

@@ -13,7 +13,7 @@ import random
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, register
+from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, Halt, register
 from sidecar.policy.wasm.builtins.time_ import go_int_operand
 from sidecar.policy.wasm.values import BigNumber
 
@@ -57,7 +57,11 @@ def rand_intn(ctx: EvalContext, key: Any, n: Any) -> int:
     """A random integer in ``[0, |n|)``, fixed per (key, n) for the evaluation; 0 when ``n`` is 0."""
     if not isinstance(key, str) or isinstance(key, BigNumber):
         raise BuiltinError("operand 1 must be string")
-    bound = abs(go_int_operand(n))
+    number = go_int_operand(n)
+    if number == -(1 << 63):
+        # NOTE: Go negates it to itself and rand.Intn panics: OPA crashes, so the evaluation must fail.
+        raise Halt("rand.intn: invalid argument to Intn")
+    bound = abs(number)
     if bound == 0:
         return 0
     slot = f"rand.intn:{key}-{bound}"

@@ -3,7 +3,7 @@
 OPA's parser (``internal/semver``) allows one leading ``v``, needs
 ``MAJOR.MINOR.PATCH`` without leading zeros, and checks pre-release and build
 identifiers. ``semver.compare`` is -1, 0 or 1 (build metadata ignored) and an
-error for a version that does not parse; ``semver.is_valid`` is false for any
+error for a version that does not parse (``Halt`` where OPA never returns); ``semver.is_valid`` is false for any
 non-string or invalid text.
 """
 
@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, register
+from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, Halt, register
 from sidecar.policy.wasm.values import BigNumber
 
 __all__ = ["Version", "parse_version"]
@@ -80,7 +80,8 @@ def _compare_pre(a: str, b: str) -> int:
                 return 1 if xv > yv else -1
         elif x != y:
             return 1 if x > y else -1
-    return 0
+    # NOTE: different texts that compare equal (numbers past int64 saturate): OPA loops forever here.
+    raise Halt(f"semver.compare: OPA does not terminate comparing pre-releases {a} and {b}")
 
 
 def compare_versions(a: Version, b: Version) -> int:

@@ -209,6 +209,9 @@ CALENDAR = [
     "time.date(input.big)", "time.date(input.s)", "time.date(input.n)", "time.date(input.e)",
     "time.date(input.arr_s)", "time.date(input.arr_tz_n)", "time.date(input.arr_layout_n)",
     "time.date(input.o)", "time.date(input.one_elem)", "time.weekday([0, \"Asia/Tokyo\"])",
+    *[f"time.weekday({NS_2020 + day * 86_400 * 10**9})" for day in range(-3, 5)],
+    "time.weekday([1583020800000000000, \"Pacific/Pago_Pago\"])", "time.weekday([-1, \"Asia/Tokyo\"])",
+    "time.weekday(-9223372036854775808)", "time.weekday(9223372036854775807)", "time.weekday(input.s)",
 ]
 
 FORMAT = [

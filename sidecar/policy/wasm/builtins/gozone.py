@@ -193,10 +193,6 @@ def date_to_unix(year: int, month: int, day: int, hour: int, minute: int, sec: i
     return wrap64(unix - offset)
 
 
-def _contains_dot_dot(name: str) -> bool:
-    return ".." in name
-
-
 def _tzif_kinds(data: bytes) -> tuple[tuple[str, int], ...]:
     """The local time types of TZif ``data`` (the 64-bit block when there is one, as Go reads)."""
     def block(at: int, time_size: int) -> tuple[tuple[tuple[str, int], ...], int]:
@@ -237,7 +233,7 @@ def load_location(name: str) -> Zone:
         return UTC
     if name == "Local":
         return local_zone()
-    if _contains_dot_dot(name) or name[0] in "/\\":
+    if ".." in name or name[0] in "/\\":
         raise ZoneError("time: invalid location name")
     first: ZoneError | None = None
     for source in _SOURCES:

@@ -22,17 +22,18 @@ _NUMBER = re.compile(r"([+-]?)([0-9]*)(?:\.([0-9]*))?(?:[eE]([+-]?[0-9]+))?")
 _MAX_EXPONENT_DIGITS = 6
 _BINARY = {"ki": 1 << 10, "mi": 1 << 20, "gi": 1 << 30, "ti": 1 << 40, "pi": 1 << 50, "ei": 1 << 60}
 _DECIMAL = {"k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12, "p": 10**15, "e": 10**18}
-_BYTE_UNITS: dict[str, int] = {"": 1}
-for _short, _factor in _DECIMAL.items():
-    _BYTE_UNITS[_short] = _BYTE_UNITS[_short + "b"] = _factor
-for _short, _factor in _BINARY.items():
-    _BYTE_UNITS[_short] = _BYTE_UNITS[_short[0] + "ib"] = _factor
-_UNITS: dict[str, Fraction] = {"": Fraction(1), "m": Fraction(0.001), "M": Fraction(10**6)}
-for _short, _factor in _DECIMAL.items():
-    if _short != "m":
-        _UNITS[_short] = _UNITS[_short.upper()] = Fraction(_factor)
-for _short, _factor in _BINARY.items():
-    _UNITS[_short] = _UNITS[_short[0].upper() + "i"] = Fraction(_factor)
+_BYTE_UNITS: dict[str, int] = {
+    "": 1,
+    **{unit: f for short, f in _DECIMAL.items() for unit in (short, short + "b")},
+    **{unit: f for short, f in _BINARY.items() for unit in (short, short[0] + "ib")},
+}
+_UNITS: dict[str, Fraction] = {
+    "": Fraction(1),
+    **{unit: Fraction(f) for short, f in _DECIMAL.items() if short != "m" for unit in (short, short.upper())},
+    "m": Fraction(0.001),  # NOTE: OPA scales milli by the float64 0.001, not by exactly 1/1000
+    "M": Fraction(10**6),
+    **{unit: Fraction(f) for short, f in _BINARY.items() for unit in (short, short[0].upper() + "i")},
+}
 
 
 def _split(s: str) -> tuple[str, str]:

@@ -3,3 +3,10 @@
 from __future__ import annotations
 
 # NOTE: each family module registers its builtins when imported; add new families here.
+from sidecar.policy.wasm.builtins import (  # noqa: F401
+    numbers_,
+    semver,
+    time_,
+    units,
+    uuidgen,
+)

@@ -67,3 +67,7 @@ def test_a_number_keeps_the_text_it_was_written_as() -> None:
 def test_equal_numbers_are_one_set_member() -> None:
     assert len(RegoSet([1, values.parse("1.0"), values.parse("1e0")])) == 1
     assert RegoSet([2, 1]) == RegoSet([values.parse("1.0"), 2])
+
+
+def test_true_and_one_are_different_keys() -> None:
+    assert values.parse('{1: "a", true: "b"}') == {1: "a", Key(True): "b"}

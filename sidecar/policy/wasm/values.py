@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import math
 import re
-from decimal import Decimal
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import Any
 
-__all__ = ["BigNumber", "Key", "Number", "RegoSet", "ValueSyntaxError", "dump", "parse", "result_json", "sort_key", "to_json",
-           "type_name"]
+__all__ = ["BigNumber", "Key", "Number", "RegoSet", "ValueSyntaxError", "dump", "parse", "result_json",
+           "sort_key", "to_json", "type_name"]
 
 
 class ValueSyntaxError(ValueError):
@@ -290,7 +290,8 @@ class _Reader:
 
 
 def _hashable(key: Any) -> Any:
-    return Key(key) if isinstance(key, list | dict | RegoSet) else key
+    # NOTE: a boolean key is wrapped too: Python's True == 1 would merge {1: "a", true: "b"}.
+    return Key(key) if isinstance(key, list | dict | RegoSet | bool) else key
 
 
 def parse(text: str) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 
 from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, Halt, register
 from sidecar.policy.wasm.builtins.time_ import go_int_operand
-from sidecar.policy.wasm.values import BigNumber
+from sidecar.policy.wasm.values import BigNumber, Number
 
 __all__ = ["big_int_operand"]
 
@@ -28,12 +28,12 @@ def big_int_operand(value: Any) -> int:
         raise BuiltinError("operand must be integer")
     if isinstance(value, int):
         return value
-    if isinstance(value, float):
+    if isinstance(value, float) and not isinstance(value, Number):
         if not value.is_integer():
             raise BuiltinError("operand must be integer number but got floating-point number")
         return int(value)
     try:
-        exact = Decimal(str(value))
+        exact = Decimal(value.text if isinstance(value, Number) else str(value))
     except InvalidOperation:
         raise BuiltinError("operand must be integer") from None
     if not exact.is_finite() or exact != exact.to_integral_value():

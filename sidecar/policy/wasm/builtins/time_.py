@@ -30,7 +30,7 @@ from sidecar.policy.wasm.builtins.gozone import (
     local_zone,
 )
 from sidecar.policy.wasm.builtins.units import big_float
-from sidecar.policy.wasm.values import BigNumber
+from sidecar.policy.wasm.values import BigNumber, Number
 
 __all__ = ["go_int_operand"]
 
@@ -52,12 +52,12 @@ def _exact_int64(value: Any) -> int:
     """
     if isinstance(value, int):
         number = value
-    elif isinstance(value, float):
+    elif isinstance(value, float) and not isinstance(value, Number):
         if not value.is_integer():
             raise BuiltinError("timestamp too big")
         number = int(value)
     else:
-        exact = big_float(str(value))
+        exact = big_float(value.text if isinstance(value, Number) else str(value))
         if exact is None or exact.denominator != 1:
             raise BuiltinError("timestamp too big")
         number = int(exact)
@@ -92,6 +92,8 @@ def go_int_operand(value: Any) -> int:
         raise BuiltinError("operand must be number")
     if isinstance(value, int):
         text = str(value)
+    elif isinstance(value, Number):
+        text = value.text
     elif isinstance(value, float) and value.is_integer():
         text = repr(value)
     elif isinstance(value, BigNumber):

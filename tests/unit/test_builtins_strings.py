@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.rego_diff import compare_expressions
+from tests.support.rego_diff import compare_expressions, wasm_outcome
 
 pytestmark = pytest.mark.integration
 
@@ -53,3 +53,10 @@ def test_strings_builtins_of_ill_typed_input_agree_with_opa() -> None:
     doc = {"n": 5, "f": 1.5, "s": "2", "big": 2**64, "one": 1.0, "negtwo": -2, "arr": ["ab", "ba"],
            "mixed": ["a", 1], "obj": {"a": "b"}}
     assert compare_expressions(INPUT_CASES, input_doc=doc) == []
+
+
+def test_render_template_is_refused_by_name() -> None:
+    # NOTE: Go's text/template is not re-implemented, so a policy using it must not load.
+    outcome = wasm_outcome({"t.rego": 'package t\nx := strings.render_template("{{.a}}", {"a": 1})\n'}, "t")
+    assert outcome.kind == "error"
+    assert "strings.render_template" in outcome.error

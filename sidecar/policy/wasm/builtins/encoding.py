@@ -14,8 +14,8 @@ from typing import Any
 from urllib.parse import quote_plus
 
 from sidecar.policy.wasm import values
-from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, Halt, register
 from sidecar.policy.wasm.builtins.operands import string_operand
+from sidecar.policy.wasm.builtins.registry import BuiltinError, EvalContext, Halt, register
 
 __all__ = ["query_unescape"]
 

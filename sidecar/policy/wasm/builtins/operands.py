@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from sidecar.policy.wasm import values
-from sidecar.policy.wasm.builtins import BuiltinError
+from sidecar.policy.wasm.builtins.registry import BuiltinError
 
 __all__ = ["int_operand", "string_operand", "string_slice_operand"]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import re2
 
-from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, register
 from sidecar.policy.wasm.builtins.globs import GlobSyntaxError, non_empty
 from sidecar.policy.wasm.builtins.operands import int_operand, string_operand
+from sidecar.policy.wasm.builtins.registry import BuiltinError, EvalContext, register
 
 __all__ = ["compile_go_regexp", "go_quote_meta"]
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from sidecar.policy.wasm import values
-from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, register
 from sidecar.policy.wasm.builtins.gofmt import BigInt, Spec, Unformattable, print_arg, type_name
 from sidecar.policy.wasm.builtins.gostrconv import go_quote
+from sidecar.policy.wasm.builtins.registry import BuiltinError, EvalContext, register
 
 __all__ = ["go_sprintf", "rego_text"]
 

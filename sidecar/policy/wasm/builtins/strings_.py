@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from sidecar.policy.wasm import values
-from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, register
 from sidecar.policy.wasm.builtins.operands import int_operand, string_operand, string_slice_operand
+from sidecar.policy.wasm.builtins.registry import BuiltinError, EvalContext, register
 
 __all__: list[str] = []
 

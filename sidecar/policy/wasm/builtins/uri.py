@@ -14,8 +14,8 @@ import ipaddress
 from typing import Any
 
 from sidecar.policy.wasm import values
-from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, Halt, register
 from sidecar.policy.wasm.builtins.operands import string_operand
+from sidecar.policy.wasm.builtins.registry import BuiltinError, EvalContext, Halt, register
 
 __all__: list[str] = []
 

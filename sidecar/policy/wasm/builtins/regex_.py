@@ -6,10 +6,15 @@ bytes, leftmost-first. Successive matches follow Go's rule: an empty match right
 after the previous match is skipped, and the search then moves on one rune.
 Replacement text expands ``$1``, ``${1}``, ``$name``, ``${name}`` and ``$$`` as Go's
 ``Regexp.Expand`` does. A bad pattern or operand makes the call undefined.
+
+Unicode classes (``\\pL``, ``\\pC``) follow the re2 module's Unicode tables, not Go
+1.26's: they disagree on code points whose properties changed between the two Unicode
+versions (so does OPA's own Wasm ``regex.match``, on an older RE2, for some of them).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,7 +27,6 @@ from sidecar.policy.wasm.builtins.registry import BuiltinError, EvalContext, reg
 __all__ = ["compile_go_regexp", "go_quote_meta"]
 
 _CACHE_SIZE = 100
-_cache: dict[str, Any] = {}
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False
 _GO_META = frozenset(b"\\.+*?()|[]{}^$")
@@ -40,20 +44,17 @@ def _reject_unsupported_escapes(pattern: str) -> None:
         i += 1
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def compile_go_regexp(pattern: str) -> Any:
-    """The compiled pattern (over UTF-8 bytes); BuiltinError when Go's regexp.Compile refuses it."""
-    compiled = _cache.get(pattern)
-    if compiled is not None:
-        return compiled
+    """The compiled pattern (over UTF-8 bytes); BuiltinError when Go's regexp.Compile refuses it.
+
+    The last 100 patterns stay compiled, as OPA keeps them; a refused one is not kept.
+    """
     _reject_unsupported_escapes(pattern)
     try:
-        compiled = re2.compile(pattern.encode("utf-8"), _OPTIONS)
+        return re2.compile(pattern.encode("utf-8"), _OPTIONS)
     except re2.error as exc:
         raise BuiltinError(f"error parsing regexp: {exc}") from exc
-    while len(_cache) >= _CACHE_SIZE:
-        del _cache[next(iter(_cache))]
-    _cache[pattern] = compiled
-    return compiled
 
 
 def _rune_width(data: bytes, pos: int) -> int:

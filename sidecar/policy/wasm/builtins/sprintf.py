@@ -37,7 +37,8 @@ def rego_text(value: Any) -> str:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        # NOTE: OPA prints a number's own text; the Wasm value gives only the float, so its repr stands in.
+        # NOTE: OPA prints a number's own text (1e3, 1.50); values.parse keeps only the float, so its repr
+        # stands in: the text Python's json writes, so exact for input the sidecar builds.
         return repr(value)
     if isinstance(value, values.Key):
         return rego_text(value.value)

@@ -13,7 +13,7 @@ import random
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, Halt, register
+from sidecar.policy.wasm.builtins.registry import BuiltinError, EvalContext, Halt, register
 from sidecar.policy.wasm.builtins.time_ import go_int_operand
 from sidecar.policy.wasm.values import BigNumber, Number
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, Halt, register
+from sidecar.policy.wasm.builtins.registry import BuiltinError, EvalContext, Halt, register
 from sidecar.policy.wasm.values import BigNumber
 
 __all__ = ["Version", "parse_version"]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, register
 from sidecar.policy.wasm.builtins.godur import DurationError, parse_duration
 from sidecar.policy.wasm.builtins.golayout import LAYOUT_NAMES, RFC3339, RFC3339_NANO, format_time
 from sidecar.policy.wasm.builtins.goparse import ParseError, parse_time
@@ -29,6 +28,7 @@ from sidecar.policy.wasm.builtins.gozone import (
     load_location,
     local_zone,
 )
+from sidecar.policy.wasm.builtins.registry import BuiltinError, EvalContext, register
 from sidecar.policy.wasm.builtins.units import big_float
 from sidecar.policy.wasm.values import BigNumber, Number
 

@@ -13,7 +13,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, register
+from sidecar.policy.wasm.builtins.registry import BuiltinError, EvalContext, register
 from sidecar.policy.wasm.values import BigNumber
 
 __all__ = ["big_float"]

@@ -13,8 +13,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, register
 from sidecar.policy.wasm.builtins.gozone import wrap64
+from sidecar.policy.wasm.builtins.registry import BuiltinError, EvalContext, register
 from sidecar.policy.wasm.values import BigNumber, dump
 
 __all__ = ["parse_uuid_bytes"]

@@ -3,4 +3,4 @@
 from __future__ import annotations
 
 # NOTE: each family module registers its builtins when imported; add new families here.
-from sidecar.policy.wasm.builtins import crypto, documents, net  # noqa: F401
+from sidecar.policy.wasm.builtins import crypto, documents, jsonpatch, net  # noqa: F401

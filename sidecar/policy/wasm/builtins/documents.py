@@ -1,7 +1,7 @@
 """Host builtins over whole documents: ``object.subset`` and ``graph.reachable_paths``.
 
 Both compare and look up values with Rego's equality, not Python's: ``1`` equals
-``1.0`` but not ``true``, and a string never equals a number (``_rego_text``).
+``1.0`` but not ``true``, and a string never equals a number (``rego_text``).
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, register
 from sidecar.policy.wasm.values import BigNumber, Key, RegoSet, type_name
 
-__all__: list[str] = []
+__all__ = ["rego_text"]
 
 _ABSENT = object()
 
 
-def _rego_text(value: Any) -> str:
+def rego_text(value: Any) -> str:
     """A text equal for two values exactly when Rego says they are equal."""
     if isinstance(value, Key):
         value = value.value
@@ -33,16 +33,16 @@ def _rego_text(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
-        return "[" + ",".join(_rego_text(v) for v in value) + "]"
+        return "[" + ",".join(rego_text(v) for v in value) + "]"
     if isinstance(value, RegoSet):
-        return "{" + ",".join(sorted(_rego_text(v) for v in value)) + "}"
+        return "{" + ",".join(sorted(rego_text(v) for v in value)) + "}"
     if isinstance(value, dict):
-        return "o{" + ",".join(sorted(f"{_rego_text(k)}:{_rego_text(v)}" for k, v in value.items())) + "}"
+        return "o{" + ",".join(sorted(f"{rego_text(k)}:{rego_text(v)}" for k, v in value.items())) + "}"
     raise TypeError(f"not a Rego value: {type(value).__name__}")
 
 
 def _index(obj: dict[Any, Any]) -> dict[str, Any]:
-    return {_rego_text(k): v for k, v in obj.items()}
+    return {rego_text(k): v for k, v in obj.items()}
 
 
 # --- object.subset ---------------------------------------------------------------------
@@ -51,10 +51,10 @@ def _index(obj: dict[Any, Any]) -> dict[str, Any]:
 def _object_subset(sup: dict[Any, Any], sub: dict[Any, Any]) -> bool:
     index = _index(sup)
     for key, sub_value in sub.items():
-        sup_value = index.get(_rego_text(key), _ABSENT)
+        sup_value = index.get(rego_text(key), _ABSENT)
         if sup_value is _ABSENT:
             return False
-        if _rego_text(sub_value) == _rego_text(sup_value):
+        if rego_text(sub_value) == rego_text(sup_value):
             continue
         if isinstance(sup_value, dict) and isinstance(sub_value, dict):
             if not _object_subset(sup_value, sub_value):
@@ -71,23 +71,23 @@ def _object_subset(sup: dict[Any, Any], sub: dict[Any, Any]) -> bool:
 
 
 def _set_subset(sup: RegoSet, sub: RegoSet) -> bool:
-    members = {_rego_text(v) for v in sup}
-    return all(_rego_text(v) in members for v in sub)
+    members = {rego_text(v) for v in sup}
+    return all(rego_text(v) in members for v in sub)
 
 
 def _array_subset(sup: list[Any], sub: list[Any]) -> bool:
     """Whether ``sub`` is a contiguous run of ``sup``."""
     if len(sub) > len(sup):
         return False
-    sup_texts, sub_texts = [_rego_text(v) for v in sup], [_rego_text(v) for v in sub]
+    sup_texts, sub_texts = [rego_text(v) for v in sup], [rego_text(v) for v in sub]
     return any(sup_texts[start:start + len(sub)] == sub_texts for start in range(len(sup) - len(sub) + 1))
 
 
 def _array_set_subset(sup: list[Any], sub: RegoSet) -> bool:
-    members = {_rego_text(v) for v in sub}
+    members = {rego_text(v) for v in sub}
     unmatched = len(sub)
     for item in sup:
-        if _rego_text(item) in members:
+        if rego_text(item) in members:
             unmatched -= 1  # NOTE: OPA counts a repeated array member again, as it does
         if unmatched == 0:
             return True
@@ -122,7 +122,7 @@ def _vertices(collection: Any) -> list[Any]:
 
 def _paths_from(graph: dict[str, Any], root: Any, path: list[Any], found: list[list[Any]],
                 reached: set[str]) -> None:
-    edges = graph.get(_rego_text(root), _ABSENT)
+    edges = graph.get(rego_text(root), _ABSENT)
     if edges is _ABSENT:
         found.append(path)  # NOTE: a neighbour that is not a node of the graph ends the path before it
         return
@@ -131,9 +131,9 @@ def _paths_from(graph: dict[str, Any], root: Any, path: list[Any], found: list[l
     if not neighbours:
         found.append(path)
         return
-    reached = reached | {_rego_text(root)}
+    reached = reached | {rego_text(root)}
     for neighbour in neighbours:
-        if _rego_text(neighbour) in reached:
+        if rego_text(neighbour) in reached:
             found.append(path)
         else:
             _paths_from(graph, neighbour, path, found, reached)
@@ -153,12 +153,12 @@ def reachable_paths(_ctx: EvalContext, graph: Any, initial: Any) -> RegoSet:
     index = _index(graph)
     found: list[list[Any]] = []
     for node in initial:
-        edges = index.get(_rego_text(node), _ABSENT)
+        edges = index.get(rego_text(node), _ABSENT)
         if edges is _ABSENT:
             continue
         neighbours = _vertices(edges)
         if not neighbours:
             found.append([node])
         for neighbour in neighbours:
-            _paths_from(index, neighbour, [node], found, {_rego_text(node)})
+            _paths_from(index, neighbour, [node], found, {rego_text(node)})
     return RegoSet(found)

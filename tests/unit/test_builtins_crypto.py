@@ -37,8 +37,10 @@ EQUAL = [
     'crypto.hmac.equal(crypto.hmac.sha256("m", "k"), upper(crypto.hmac.sha256("m", "k")))',
     "crypto.hmac.equal(input.text, input.text)", "crypto.hmac.equal(input.text, input.number)",
     "crypto.hmac.equal(input.list, input.text)",
+    'crypto.md5([1e400, "a"][input.zero])', 'crypto.hmac.sha256("m", [1e400, "k"][input.zero])',
+    'crypto.hmac.equal([1e400, "a"][input.zero], "1e400")',
 ]
-INPUT = {"number": 1, "null": None, "list": ["a"], "text": "input text ✓"}
+INPUT = {"zero": 0, "number": 1, "null": None, "list": ["a"], "text": "input text ✓"}
 
 
 @pytest.mark.parametrize("name, exprs", [("digests", DIGEST), ("hmacs", HMAC), ("crypto.hmac.equal", EQUAL)])

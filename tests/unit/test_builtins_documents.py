@@ -56,7 +56,8 @@ PATHS = [f"sort(graph.reachable_paths({g}, {s}))" for g in _GRAPHS.values() for 
     'sort(graph.reachable_paths(input.odd_edges, ["c", "d"]))',
 ]
 
-INPUT = {"obj": {"a": 1, "b": [1, 2]}, "arr": ["a", 1], "num": 3, "str": "a", "null": None, "set_like": ["a"],
+INPUT = {"zero": 0, "obj": {"a": 1, "b": [1, 2]}, "arr": ["a", 1], "num": 3, "str": "a", "null": None,
+         "set_like": ["a"],
          "graph": {"a": ["b", 1], "b": ["a"], "1": ["b"]},
          "odd_edges": {"a": "b", "b": None, "c": 5, "d": ["a", "b", "c", "e"], "e": {"x": 1}}}
 
@@ -134,6 +135,9 @@ PATCH = [f"json.patch({_DOC}, input.patches[{i}])" for i in range(len(_PATCHES))
     "json.patch(input.obj, input.set_like)", "json.patch(input.obj, input.num)",
     'json.patch({1: "num", "1": "str"}, [{"op": "remove", "path": "/1"}])',
     'json.patch([[1], [2]], [{"op": "remove", "path": "/0"}, {"op": "add", "path": "/0/-", "value": 5}])',
+    'json.patch({"a": [1, 2]}, [{"op": "add", "path": ["a", [1e400, 0][input.zero]], "value": 0}])',
+    'json.patch({"1e400": 1}, [{"op": "remove", "path": [[1e400, 0][input.zero]]}])',
+    'object.subset({"a": 1e400}, {"a": 1e400})', 'object.subset([1e400, "1e400"], ["1e400"])',
     'json.patch([[1], [2], [3]], [{"op": "add", "path": "/0", "value": [0]}, '
     '{"op": "add", "path": "/2/-", "value": 5}])',
     'json.patch({1: "num", "1": "str"}, [{"op": "remove", "path": [1]}])',

@@ -12,13 +12,14 @@ import hmac
 from typing import Any
 
 from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, register
+from sidecar.policy.wasm.builtins._text import is_string
 from sidecar.policy.wasm.values import type_name
 
 __all__: list[str] = []
 
 
 def _bytes(value: Any, position: int) -> bytes:
-    if not isinstance(value, str):
+    if not is_string(value):
         raise BuiltinError(f"operand {position} must be string but got {type_name(value)}")
     # NOTE: a lone surrogate can't come from OPA's JSON reader; "surrogatepass" only keeps this total.
     return value.encode("utf-8", "surrogatepass")

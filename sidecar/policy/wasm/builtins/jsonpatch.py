@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sidecar.policy.wasm.builtins import BuiltinError, EvalContext, Halt, register
+from sidecar.policy.wasm.builtins._text import is_string
 from sidecar.policy.wasm.builtins.documents import rego_text
 from sidecar.policy.wasm.values import BigNumber, Key, RegoSet, type_name
 
@@ -30,7 +31,7 @@ _INT64 = 1 << 63
 
 
 def _path(value: Any) -> list[Any]:
-    if isinstance(value, str):
+    if is_string(value):
         if value == "":
             return []
         parts = value.lstrip("/").split("/")
@@ -57,7 +58,7 @@ def _atoi64(text: str) -> int | None:
 
 
 def _index(length: int, key: Any) -> int:
-    if isinstance(key, str):
+    if is_string(key):
         if key == "-":
             return length
         index = _atoi64(key)
@@ -66,7 +67,7 @@ def _index(length: int, key: Any) -> int:
         if key != "0" and key.startswith("0"):
             raise BuiltinError("leading zeros are not allowed in JSON paths")
         return index
-    if isinstance(key, bool) or not isinstance(key, int | float):
+    if isinstance(key, bool) or not isinstance(key, int | float | BigNumber):
         raise BuiltinError("invalid type for indexing")
     if isinstance(key, BigNumber):
         index = _atoi64(key)
@@ -255,7 +256,7 @@ def _apply(doc: Any, op: Any) -> Any:
         raise BuiltinError("must be an array of JSON-Patch objects, but at least one element is not an object")
     raw_path = _attribute(op, "path")
     kind = _attribute(op, "op")
-    if not isinstance(kind, str):
+    if not is_string(kind):
         raise BuiltinError(f"attribute 'op' must be a string but found: {type_name(kind)}")
     path = _path(raw_path)
     if kind == "add":

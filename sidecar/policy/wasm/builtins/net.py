@@ -27,6 +27,7 @@ from sidecar.policy.wasm.builtins._goip import (
     parse_ip,
     to4,
 )
+from sidecar.policy.wasm.builtins._text import is_string
 from sidecar.policy.wasm.values import Key, RegoSet, type_name
 
 __all__ = ["EXPAND_LIMIT"]
@@ -35,7 +36,7 @@ EXPAND_LIMIT = 1 << 16
 
 
 def _string(value: Any, position: int) -> str:
-    if not isinstance(value, str):
+    if not is_string(value):
         raise BuiltinError(f"operand {position} must be string but got {type_name(value)}")
     return value
 
@@ -78,7 +79,7 @@ def _cidr_contains(cidr: Any, other: Any) -> bool:
 
 
 def _match_term(value: Any, position: int) -> Any:
-    if isinstance(value, str):
+    if is_string(value):
         return value
     if isinstance(value, list) and value:
         return value[0]
@@ -87,7 +88,7 @@ def _match_term(value: Any, position: int) -> Any:
 
 def _candidates(operand: Any, position: int) -> Iterator[tuple[Any, Any]]:
     """(cidr, index) pairs of one operand; nothing for an operand of another type."""
-    if isinstance(operand, str):
+    if is_string(operand):
         yield operand, operand
     elif isinstance(operand, list):
         for i, item in enumerate(operand):
@@ -138,11 +139,11 @@ def cidr_expand(_ctx: EvalContext, cidr: Any) -> RegoSet:
 @register("net.cidr_is_valid")
 def cidr_is_valid(_ctx: EvalContext, cidr: Any) -> bool:
     """Whether ``cidr`` is a string Go's net.ParseCIDR accepts (false for any other type)."""
-    return isinstance(cidr, str) and parse_cidr(cidr) is not None
+    return is_string(cidr) and parse_cidr(cidr) is not None
 
 
 def _merge_input(item: Any) -> IPNet:
-    if not isinstance(item, str):
+    if not is_string(item):
         raise BuiltinError("element must be string")
     ip = parse_ip(item)
     if ip is None:

@@ -28,9 +28,12 @@ def write_config(path: Path, raw: dict[str, Any]) -> Path:
     return path
 
 
-async def start_statelock(config: Path, port: int, log: Path,
-                          timeout_s: float = 20.0) -> asyncio.subprocess.Process:
-    """Start ``python -m sidecar serve`` and return once /statelock/v1/health answers."""
+async def start_statelock(config: Path, port: int, log: Path, timeout_s: float = 20.0,
+                          wait_for: str | None = None) -> asyncio.subprocess.Process:
+    """Start ``python -m sidecar serve`` and return once /statelock/v1/livez answers.
+
+    ``wait_for``: also wait until the log holds this text (``all 2 workers listening``).
+    """
     out = log.open("ab")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sidecar", "serve", "--config", str(config),
@@ -43,7 +46,7 @@ async def start_statelock(config: Path, port: int, log: Path,
                 raise RuntimeError(f"statelock exited with {proc.returncode}: {log.read_text()}")
             try:
                 async with session.get(f"http://127.0.0.1:{port}/statelock/v1/livez") as resp:
-                    if resp.status == 200:
+                    if resp.status == 200 and (wait_for is None or wait_for in log.read_text()):
                         return proc
             except aiohttp.ClientError:
                 pass

@@ -80,7 +80,7 @@ def path(tmp_path: Path) -> Path:
 
 async def _refused(guard: FileGuard, mode: str, key: str) -> float:
     started = time.monotonic()
-    with pytest.raises(LockStoreError, match="was not free within 0.3s"):
+    with pytest.raises(LockStoreError, match=r"was not free within 0\.3s"):
         async with guard.exclusive(key) if mode == "exclusive" else guard.shared(key):
             pass
     return time.monotonic() - started

@@ -54,11 +54,11 @@ def serve(path: str, worker: int = 0, ready_fd: int | None = None, lifeline_fd: 
         from sidecar.cli.supervisor import supervise
 
         return supervise(path, cfg)
-    tls = check_offline(cfg)
-    info = WorkerInfo(max(worker, 1), cfg.server.workers, os.getpid())
     if worker:
         cfg = worker_config(cfg, worker)
         _name_worker_in_log(worker)
+    tls = check_offline(cfg)
+    info = WorkerInfo(max(worker, 1), cfg.server.workers, os.getpid())
     try:
         sock = bind_socket(cfg, reuse_port=bool(worker))
     except StartupError as exc:

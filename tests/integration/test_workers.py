@@ -288,3 +288,15 @@ async def test_a_killed_worker_is_reported_and_started_again(
         await stop(proc)
     assert proc.returncode == 0
     assert main(["audit", "verify", "--config", str(config)]) == 0
+
+
+async def test_a_worker_that_fails_to_start_stops_the_start_with_its_one_line(tmp_path: Path) -> None:
+    (tmp_path / "decisions-w2.jsonl").mkdir()  # worker 2's chain can't be a file: it can't open its log
+    code, out = await _serve_once(write_config(tmp_path / "c.yaml", _raw(tmp_path, "http://127.0.0.1:9")),
+                                  free_port())
+    assert code == 1, out
+    lines = out.strip().splitlines()
+    [failed] = [line for line in lines if "could not start" in line]
+    assert " w2 " in failed and "decisions-w2.jsonl" in failed
+    assert any(" w1 " in line and "statelock stopped:" in line for line in lines), out
+    assert "all 2 workers listening" not in out and "Traceback" not in out

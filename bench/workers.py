@@ -9,7 +9,9 @@ ratios to the upstream's own saturation and 2 workers / 1 worker, and how many c
 the whole machine was busy meanwhile, and Statelock's CPU time per request (which a
 busy machine does not inflate the way it squeezes requests/s: on a machine shared with
 other work, N processes get about N shares of it); writes bench/.work/workers.json. Knobs:
-BENCH_WORKERS_ROUNDS (3), BENCH_WORKERS_SECONDS (5), BENCH_WORKERS_CONNS (16).
+BENCH_WORKERS_ROUNDS (3), BENCH_WORKERS_SECONDS (5), BENCH_WORKERS_CONNS (16). Then the
+same rounds at a fixed BENCH_WORKERS_RATE (100 req/s, 0: skip) with ``bench/loadgen``:
+whether the p50/p99 of a state change at a modest rate depends on the number of workers.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def main() -> int:
     base_db = WORK / "locks-base.db"
     locktable.build_lock_table(base_db, 10)
     results: dict[str, list[dict[str, Any]]] = {"direct": [], "workers_1": [], "workers_2": []}
+    latency: dict[str, list[dict[str, Any]]] = {}
     try:
         up = free_port()
         conf = upstream.write_conf(WORK / "nginx-upstream", upstream.upstream_conf(WORK / "nginx-upstream", up))
@@ -101,8 +104,18 @@ def main() -> int:
                       f"p99 {res['latency_ms']['p99']:.2f} ms  errors {sum(res['errors'].values())}  statelock "
                       f"{res['statelock_cores']} cores ({res['statelock_cpu_ms_per_request']} ms CPU per request), "
                       f"machine {res['machine_cores_busy']} cores busy", flush=True)
+        rate = float(os.environ.get("BENCH_WORKERS_RATE", "100"))
+        for n in range(rounds if rate > 0 else 0):
+            for name in ("direct", "workers_1", "workers_2"):
+                fixed = load.fixed_rate(urls[name], work, rate, seconds, 1.0)
+                latency.setdefault(name, []).append(fixed)
+                c = fixed["corrected_ms"]
+                print(f"round {n + 1} {name:10} at {rate:g}/s  p50 {c['p50']:.3f} p99 {c['p99']:.3f} ms  "
+                      f"{fixed['statuses']}", flush=True)
     finally:
         procs.close()
+    lat = {name: {q: statistics.median(r["corrected_ms"][q] for r in runs) for q in ("p50", "p99")}
+           for name, runs in latency.items()}
     med = {name: statistics.median(r["rps"] for r in runs) for name, runs in results.items()}
     cpu = {name: statistics.median(r["statelock_cpu_ms_per_request"] for r in runs)
            for name, runs in results.items() if name != "direct"}
@@ -111,13 +124,16 @@ def main() -> int:
                "workers_1_over_direct": round(med["workers_1"] / med["direct"], 3),
                "workers_2_over_direct": round(med["workers_2"] / med["direct"], 3),
                "workers_2_over_workers_1": round(med["workers_2"] / med["workers_1"], 3),
-               "cores": os.cpu_count(), "runs": results}
+               "cores": os.cpu_count(), "runs": results, "fixed_rate_ms": lat, "fixed_rate_runs": latency}
     (WORK / "workers.json").write_text(json.dumps(summary, indent=2))
     print(f"\nstate changes at saturation (wrk -c{conns}, {rounds} rounds of {seconds:g} s, medians): upstream "
           f"{med['direct']:.0f} req/s; workers 1 {med['workers_1']:.0f} ({summary['workers_1_over_direct']}x "
           f"the upstream); workers 2 {med['workers_2']:.0f} ({summary['workers_2_over_direct']}x); 2 vs 1: "
           f"{summary['workers_2_over_workers_1']}x; CPU per request workers 1 {cpu['workers_1']} ms, workers 2 "
           f"{cpu['workers_2']} ms")
+    for name, q in lat.items():
+        print(f"state change at {os.environ.get('BENCH_WORKERS_RATE', '100')}/s (medians): {name:10} p50 "
+              f"{q['p50']:.3f} ms  p99 {q['p99']:.3f} ms")
     return 0
 
 

@@ -300,3 +300,43 @@ async def test_a_worker_that_fails_to_start_stops_the_start_with_its_one_line(tm
     assert " w2 " in failed and "decisions-w2.jsonl" in failed
     assert any(" w1 " in line and "statelock stopped:" in line for line in lines), out
     assert "all 2 workers listening" not in out and "Traceback" not in out
+
+
+async def test_workers_stop_on_their_own_when_the_supervisor_is_killed(
+    aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
+    upstream = await aiohttp_server(build_app(FakeNova()))
+    config = write_config(tmp_path / "c.yaml", _raw(tmp_path, _url(upstream)))
+    port = free_port()
+    log = tmp_path / "serve.log"
+    proc = await start_statelock(config, port, log, timeout_s=60, wait_for=READY)
+    try:
+        sessions = await _worker_sessions(f"http://127.0.0.1:{port}", {1, 2})
+        for session, _ in sessions.values():
+            await session.close()
+        proc.kill()
+        await proc.wait()
+        deadline = time.monotonic() + 20
+        alive = [pid for _, pid in sessions.values()]
+        while alive and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            alive = [pid for pid in alive if _alive(pid)]
+        assert alive == [], f"workers {alive} outlived their supervisor"
+    finally:
+        await stop(proc)
+    text = log.read_text()
+    assert text.count("supervisor gone received: draining") == 2, text
+    assert main(["audit", "verify", "--config", str(config)]) == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # NOTE: an exited child of the killed supervisor is a zombie until init reaps it.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False

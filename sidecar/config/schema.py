@@ -269,8 +269,8 @@ class ServerConfig:
     workers: int = _help(
         "Worker processes serving the one listen port (SO_REUSEPORT: the kernel spreads connections "
         "over them). 1: one process, as before. N>1: a supervisor starts N workers one after the "
-        "other, restarts one that dies (and stops with exit 1 when one fails to start, or dies 5 times "
-        "in 60 s), and drains them all on SIGTERM/SIGINT. Each worker writes its own decision-log chain "
+        "other, restarts one that dies (it stops, exit 1 or 2, when one fails to start or 5 end within "
+        "60 s), and drains them all on SIGTERM/SIGINT. Each worker writes its own decision-log chain "
         "(worker 1 audit.path itself, worker k <stem>-w<k><suffix>); with SQLite the guard holds across "
         "workers through record locks on <lock db>-guard. See docs/workers.md.", default=1)
 

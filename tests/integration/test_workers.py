@@ -388,3 +388,34 @@ async def test_every_worker_guards_and_shows_the_decisions_of_all(
         await stop(proc)
     assert proc.returncode == 0
     assert main(["audit", "verify", "--config", str(config)]) == 0
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        out += [int(p) for p in (task / "children").read_text().split()]
+    return out
+
+
+async def test_a_crash_loop_stops_the_supervisor_with_exit_1(
+    aiohttp_server: AiohttpServer, tmp_path: Path
+) -> None:
+    upstream = await aiohttp_server(build_app(FakeNova()))
+    config = write_config(tmp_path / "c.yaml", _raw(tmp_path, _url(upstream)))
+    log = tmp_path / "serve.log"
+    proc = await start_statelock(config, free_port(), log, timeout_s=60, wait_for=READY)
+    try:
+        for deaths in range(1, 6):
+            victim = _children(proc.pid)[0]
+            os.kill(victim, signal.SIGKILL)
+            deadline = time.monotonic() + 30
+            want = "listening again" if deaths < 5 else "stopping every worker"
+            while log.read_text().count(want) < (deaths if deaths < 5 else 1) and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert f"(pid {victim}) ended (killed by SIGKILL)" in log.read_text()
+        assert await asyncio.wait_for(proc.wait(), 30) == 1
+    finally:
+        await stop(proc)
+    text = log.read_text()
+    assert "5 workers ended within 60s, stopping every worker" in text, text
+    assert text.count("starting it again") == 4

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import functools
 import hashlib
 import os
 from collections.abc import AsyncIterator, Callable
@@ -55,6 +56,7 @@ def guard_file(db_path: str | Path) -> Path:
     return p.with_name(f"{p.name}-guard")
 
 
+@functools.lru_cache(maxsize=65536)
 def slot_of(key: str) -> int:
     """The slot of a guard key: 2**61 of them, so a collision (which only serialises more) is rare."""
     digest = hashlib.blake2b(key.encode(), digest_size=8, person=b"statelock-guard").digest()
@@ -129,23 +131,31 @@ class FileGuard:
         else:
             self._unlock(2 * slot + 1)
 
-    async def _wait(self, attempt: Callable[[], bool], key: str, mode: str, deadline: float) -> None:
-        """Retry ``attempt()`` until it returns True; LockStoreError once ``deadline`` has passed."""
+    async def _wait(self, attempt: Callable[[], bool], key: str, mode: str, started: float) -> None:
+        """Retry ``attempt()`` (which just failed) until it returns True; LockStoreError past the bound.
+
+        ``started``: the loop time the caller began to wait, when the bound began.
+        """
         loop = asyncio.get_running_loop()
+        deadline = started + self.timeout_s
         pause = _FIRST_WAIT_S
-        while not attempt():
+        while True:
             if loop.time() >= deadline:
                 raise LockStoreError(f"the guard of {key} was not free within {self.timeout_s:g}s "
                                      f"(taken {mode}, another worker holds it)")
             await asyncio.sleep(pause)
             pause = min(pause * 2, _MAX_WAIT_S)
+            if attempt():
+                return
 
     @asynccontextmanager
     async def _hold_shared(self, key: str) -> AsyncIterator[None]:
         slot = slot_of(key)
-        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        started = asyncio.get_running_loop().time()
         async with self._local.shared(str(slot)):
-            await self._wait(lambda: self._enter_shared(slot), key, "shared", deadline)
+            # NOTE: the first try is the common case (no lock change anywhere): no coroutine, no clock.
+            if not self._enter_shared(slot):
+                await self._wait(lambda: self._enter_shared(slot), key, "shared", started)
             try:
                 yield
             finally:
@@ -155,11 +165,13 @@ class FileGuard:
     async def _hold_exclusive(self, key: str) -> AsyncIterator[None]:
         slot = slot_of(key)
         gate, data = 2 * slot, 2 * slot + 1
-        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        started = asyncio.get_running_loop().time()
         async with self._local.exclusive(str(slot)):
-            await self._wait(lambda: self._lock(gate, fcntl.LOCK_EX), key, "exclusively", deadline)
+            if not self._lock(gate, fcntl.LOCK_EX):
+                await self._wait(lambda: self._lock(gate, fcntl.LOCK_EX), key, "exclusively", started)
             try:
-                await self._wait(lambda: self._lock(data, fcntl.LOCK_EX), key, "exclusively", deadline)
+                if not self._lock(data, fcntl.LOCK_EX):
+                    await self._wait(lambda: self._lock(data, fcntl.LOCK_EX), key, "exclusively", started)
                 try:
                     yield
                 finally:

@@ -37,7 +37,7 @@ from tests.support.fake_nova import FakeNova, Received, build_app
 from tests.support.history import OWNER, Call, History, check_history, must_be_locked, random_traffic
 from tests.support.paths import POLICIES, ROOT
 from tests.support.postgres import pg_server_fixture, pg_url_fixture  # noqa: F401
-from tests.support.process import free_port, start_statelock, stop, write_config
+from tests.support.process import free_port, start_statelock, stop, wait_for_log, write_config
 
 pytestmark = pytest.mark.integration
 AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
@@ -47,6 +47,17 @@ CLIENTS = 12
 GUARDED_S = float(os.environ.get("STATELOCK_HISTORY_S", "25"))
 UNGUARDED_S = 10.0
 READY = "all 2 workers listening"
+
+
+async def _start_workers(config: Path, port: int, log: Path) -> asyncio.subprocess.Process:
+    """``statelock serve`` with 2 workers, once both listen."""
+    proc = await start_statelock(config, port, log, timeout_s=60)
+    try:
+        await wait_for_log(log, READY)
+    except AssertionError:
+        await stop(proc)
+        raise
+    return proc
 
 
 def _raw(tmp_path: Path, upstream: str, guard: str = "advisory", **top: Any) -> dict[str, Any]:
@@ -86,7 +97,7 @@ async def _run_history(aiohttp_server: AiohttpServer, tmp_path: Path, guard: str
     upstream = await aiohttp_server(build_app(nova))
     port = free_port()
     config = write_config(tmp_path / "statelock.yaml", _raw(tmp_path, _url(upstream), guard))
-    proc = await start_statelock(config, port, tmp_path / "serve.log", timeout_s=60, wait_for=READY)
+    proc = await _start_workers(config, port, tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
     witness = servers[-1]
 
@@ -200,7 +211,7 @@ async def test_sigterm_drains_both_workers_and_every_chain_verifies(
                                                     shutdown_timeout_s=20))
     port = free_port()
     log = tmp_path / "serve.log"
-    proc = await start_statelock(config, port, log, timeout_s=60, wait_for=READY)
+    proc = await _start_workers(config, port, log)
     base = f"http://127.0.0.1:{port}"
     sessions = await _worker_sessions(base, {1, 2})
     try:
@@ -254,7 +265,7 @@ async def test_a_killed_worker_is_reported_and_started_again(
     config = write_config(tmp_path / "c.yaml", _raw(tmp_path, _url(upstream)))
     port = free_port()
     log = tmp_path / "serve.log"
-    proc = await start_statelock(config, port, log, timeout_s=60, wait_for=READY)
+    proc = await _start_workers(config, port, log)
     base = f"http://127.0.0.1:{port}"
     try:
         sessions = await _worker_sessions(base, {2})
@@ -314,7 +325,7 @@ async def test_workers_stop_on_their_own_when_the_supervisor_is_killed(
     config = write_config(tmp_path / "c.yaml", _raw(tmp_path, _url(upstream)))
     port = free_port()
     log = tmp_path / "serve.log"
-    proc = await start_statelock(config, port, log, timeout_s=60, wait_for=READY)
+    proc = await _start_workers(config, port, log)
     try:
         sessions = await _worker_sessions(f"http://127.0.0.1:{port}", {1, 2})
         for session, _ in sessions.values():
@@ -359,7 +370,7 @@ async def test_every_worker_guards_and_shows_the_decisions_of_all(
         raw["lockstore"]["url"] = request.getfixturevalue("pg_url")
     config = write_config(tmp_path / "c.yaml", raw)
     port = free_port()
-    proc = await start_statelock(config, port, tmp_path / "serve.log", timeout_s=60, wait_for=READY)
+    proc = await _start_workers(config, port, tmp_path / "serve.log")
     base = f"http://127.0.0.1:{port}"
     sessions = await _worker_sessions(base, {1, 2})
     owner = {"X-Auth-Token": OWNER}
@@ -404,7 +415,7 @@ async def test_a_crash_loop_stops_the_supervisor_with_exit_1(
     upstream = await aiohttp_server(build_app(FakeNova()))
     config = write_config(tmp_path / "c.yaml", _raw(tmp_path, _url(upstream)))
     log = tmp_path / "serve.log"
-    proc = await start_statelock(config, free_port(), log, timeout_s=60, wait_for=READY)
+    proc = await _start_workers(config, free_port(), log)
     try:
         for deaths in range(1, 6):
             victim = _children(proc.pid)[0]

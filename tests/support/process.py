@@ -28,12 +28,9 @@ def write_config(path: Path, raw: dict[str, Any]) -> Path:
     return path
 
 
-async def start_statelock(config: Path, port: int, log: Path, timeout_s: float = 20.0,
-                          wait_for: str | None = None) -> asyncio.subprocess.Process:
-    """Start ``python -m sidecar serve`` and return once /statelock/v1/livez answers.
-
-    ``wait_for``: also wait until the log holds this text (``all 2 workers listening``).
-    """
+async def start_statelock(config: Path, port: int, log: Path,
+                          timeout_s: float = 20.0) -> asyncio.subprocess.Process:
+    """Start ``python -m sidecar serve`` and return once /statelock/v1/health answers."""
     out = log.open("ab")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sidecar", "serve", "--config", str(config),
@@ -46,7 +43,7 @@ async def start_statelock(config: Path, port: int, log: Path, timeout_s: float =
                 raise RuntimeError(f"statelock exited with {proc.returncode}: {log.read_text()}")
             try:
                 async with session.get(f"http://127.0.0.1:{port}/statelock/v1/livez") as resp:
-                    if resp.status == 200 and (wait_for is None or wait_for in log.read_text()):
+                    if resp.status == 200:
                         return proc
             except aiohttp.ClientError:
                 pass
@@ -75,3 +72,12 @@ def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+async def wait_for_log(log: Path, text: str, timeout_s: float = 60.0) -> None:
+    """Return once the log file holds ``text`` (``all 2 workers listening``); AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while text not in log.read_text():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not logged within {timeout_s}s: {log.read_text()}")
+        await asyncio.sleep(0.1)

@@ -1,7 +1,8 @@
 """One compliance case run on the embedded Wasm engine and judged as OPA's own Wasm e2e test judges it.
 
 ``judge`` compiles the case's modules (``module-0.rego``...) for the entry point its
-query names, loads the case's data, evaluates once with its input and decides:
+query names (``tests.compliance.cache`` keeps the result), loads the case's data,
+evaluates once with its input and decides:
 
 - ``refused``: the engine refused the module for host builtins it lacks (``builtins``);
 - ``pass``: the answer is the one the case wants, by the rules of OPA's
@@ -27,8 +28,8 @@ from typing import Any, Literal
 
 from sidecar.errors import PolicyError
 from sidecar.policy.wasm import values
-from sidecar.policy.wasm.compiler import compile_wasm
 from sidecar.policy.wasm.runtime import UnsupportedBuiltin, WasmPolicy
+from tests.compliance.cache import compiled_wasm, prepare_engine
 from tests.compliance.cases import Case, applicable
 
 __all__ = ["Outcome", "Verdict", "decide", "input_text", "judge", "rows_agree", "to_json"]
@@ -155,7 +156,8 @@ def _short(value: Any) -> str:
 def _evaluate(case: Case, entrypoint: str, timeout_s: float) -> tuple[list[dict[str, Any]] | None, str]:
     """The result rows, or None and the error text; raises UnsupportedBuiltin and (compile) PolicyError."""
     modules = {f"module-{i}.rego": text for i, text in enumerate(case.modules)}
-    wasm = compile_wasm(modules, [entrypoint], timeout_s=timeout_s)
+    prepare_engine()
+    wasm = compiled_wasm(modules, entrypoint, timeout_s)
     policy = WasmPolicy(wasm, case.data or {})
     raw_input = input_text(case)
     try:

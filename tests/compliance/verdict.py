@@ -54,18 +54,20 @@ class Verdict:
 # --- values as OPA's e2e runner sees them --------------------------------------------
 
 
-def _go_json(value: Any) -> str:
-    """``value`` as Go's ``json.Encoder`` writes it (compact, HTML characters escaped)."""
+def _go_json(value: Any, escape_html: bool = True) -> str:
+    """``value`` as Go's ``json.Encoder`` writes it (compact; HTML characters escaped unless told)."""
     if isinstance(value, values.BigNumber):
         return str(value)
     if isinstance(value, dict):
-        return "{" + ",".join(f"{_go_json(k)}:{_go_json(v)}" for k, v in sorted(value.items())) + "}"
+        return "{" + ",".join(f"{_go_json(k, escape_html)}:{_go_json(v, escape_html)}"
+                              for k, v in sorted(value.items())) + "}"
     if isinstance(value, list):
-        return "[" + ",".join(_go_json(v) for v in value) + "]"
+        return "[" + ",".join(_go_json(v, escape_html) for v in value) + "]"
     text = json.dumps(value, ensure_ascii=False)
-    for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                          ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        text = text.replace(char, escaped)
+    if escape_html:
+        for char, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                              ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+            text = text.replace(char, escaped)
     return text
 
 
@@ -149,7 +151,7 @@ def input_text(case: Case) -> bytes | None:
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    text = _go_json(value, escape_html=False)
     return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
 
 

@@ -10,6 +10,7 @@ own text.
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import tarfile
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from sidecar.errors import PolicyError
 
@@ -99,12 +101,15 @@ def _opa_message(stderr: str) -> str:
 
 
 def compile_wasm(modules: Mapping[str, str], entrypoints: Sequence[str], *,
-                 opa: str | None = None, timeout_s: float = COMPILE_TIMEOUT_S) -> bytes:
+                 opa: str | None = None, timeout_s: float = COMPILE_TIMEOUT_S,
+                 capabilities: Mapping[str, Any] | None = None) -> bytes:
     """The ``policy.wasm`` OPA compiles from ``modules`` (bundle-relative name -> text) for ``entrypoints``.
 
-    Raises PolicyError with OPA's own message when the modules don't compile or an
-    entry point is missing, and when OPA can't be run at all; DivergentBuiltin when
-    they call a builtin whose Wasm implementation is known to answer otherwise.
+    ``capabilities`` is an OPA capabilities document (``opa capabilities --current``
+    and edits) to compile against instead of this OPA's own. Raises PolicyError with
+    OPA's own message when the modules don't compile or an entry point is missing,
+    and when OPA can't be run at all; DivergentBuiltin when they call a builtin whose
+    Wasm implementation is known to answer otherwise.
     """
     if not entrypoints:
         raise PolicyError("compiling to Wasm needs at least one entry point")
@@ -125,6 +130,10 @@ def compile_wasm(modules: Mapping[str, str], entrypoints: Sequence[str], *,
             names.append(str(rel))
         out = Path(tmp, "bundle.tar.gz")
         cmd = [binary, "build", "-t", "wasm", "-o", str(out)]
+        if capabilities is not None:
+            caps = Path(tmp, "capabilities.json")
+            caps.write_text(json.dumps(capabilities), encoding="utf-8")
+            cmd += ["--capabilities", str(caps)]
         for entrypoint in entrypoints:
             cmd += ["-e", entrypoint]
         cmd += sorted(names)

@@ -1,0 +1,140 @@
+"""The embedded Wasm engine decides as the real OPA on a corpus of policies that are not ours.
+
+Every policy of ``tests/corpus/policies`` (its own package ``corpus.<name>``) is
+compiled once for Wasm, and one ``opa run --server`` serves them all. For each
+policy, hypothesis generates EXAMPLES inputs (derandomized: CI sees the same ones)
+and every rule the corpus names is decided by ``WasmPolicy.evaluate_raw`` and by
+OPA's ``POST /v1/data/corpus/<name>/<rule>`` from the same input text. The two must
+give the same value (numbers compared exactly), both be undefined, or both fail,
+and a conflict in one must be a conflict in the other.
+
+A policy the embedded engine refuses for a builtin of the families the issue
+requires (time, sprintf and strings, regex, net.cidr_*, semver) fails; one refused
+for another builtin is skipped, naming it. Inputs on which the engines once
+disagreed are kept in REGRESSIONS.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from sidecar.policy.wasm.compiler import compile_wasm
+from sidecar.policy.wasm.runtime import UnsupportedBuiltin, WasmPolicy
+from tests.corpus.cases import CASES, Case
+from tests.corpus.harness import CORPUS, OpaRest, Verdict, encode, required_by_issue, string_builtins, wasm_verdict
+from tests.support.opa_server import OpaServer, running_opa
+
+pytestmark = pytest.mark.integration
+
+EXAMPLES = 200
+# NOTE: hypothesis repeats some inputs; fewer distinct ones than this means a generator too narrow to test with.
+MIN_DISTINCT = 150
+BY_NAME = {case.name: case for case in CASES}
+
+# (policy, input text): inputs on which the engines once disagreed.
+REGRESSIONS: list[tuple[str, str]] = []
+
+
+@pytest.fixture(scope="module")
+def opa() -> Iterator[OpaServer]:
+    with running_opa(CORPUS, decision_logs=False) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def rest(opa: OpaServer) -> Iterator[OpaRest]:
+    client = OpaRest(opa)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="module")
+def strings() -> frozenset[str]:
+    return string_builtins()
+
+
+class Engines:
+    """Each corpus policy compiled once for Wasm; a refused one fails or skips the test that needs it."""
+
+    def __init__(self, strings: frozenset[str]) -> None:
+        self._strings = strings
+        self._loaded: dict[str, WasmPolicy | UnsupportedBuiltin] = {}
+
+    def policy(self, case: Case) -> WasmPolicy:
+        if case.name not in self._loaded:
+            module = {f"{case.name}.rego": (CORPUS / f"{case.name}.rego").read_text(encoding="utf-8")}
+            wasm = compile_wasm(module, [case.entrypoint(rule) for rule in case.rules])
+            try:
+                self._loaded[case.name] = WasmPolicy(wasm, {})
+            except UnsupportedBuiltin as exc:
+                self._loaded[case.name] = exc
+        loaded = self._loaded[case.name]
+        if isinstance(loaded, WasmPolicy):
+            return loaded
+        required = [name for name in loaded.names if required_by_issue(name, self._strings)]
+        if required:
+            pytest.fail(f"{case.name}: the embedded engine refuses the required builtins {', '.join(required)}",
+                        pytrace=False)
+        pytest.skip(f"{case.name}: refused for builtins the issue does not require: {', '.join(loaded.names)}")
+
+
+@pytest.fixture(scope="module")
+def engines(strings: frozenset[str]) -> Engines:
+    return Engines(strings)
+
+
+def disagreements(case: Case, policy: WasmPolicy, rest: OpaRest, raw: bytes | None) -> tuple[list[str], list[Verdict]]:
+    """What differs between the engines for one input, one line per rule, and OPA's verdicts."""
+    lines, theirs_all = [], []
+    for rule in case.rules:
+        path = case.entrypoint(rule)
+        theirs = rest.verdict(path, raw)
+        ours = wasm_verdict(policy, policy.entrypoint_id(path), raw)
+        theirs_all.append(theirs)
+        if not ours.same_decision(theirs):
+            lines.append(f"{rule}: OPA {theirs}\n    Wasm {ours}")
+    return lines, theirs_all
+
+
+def _shown(raw: bytes | None) -> str:
+    return "no input" if raw is None else raw.decode()
+
+
+@pytest.mark.parametrize("name", sorted(BY_NAME))
+def test_embedded_engine_decides_as_opa(name: str, rest: OpaRest, engines: Engines) -> None:
+    case = BY_NAME[name]
+    policy = engines.policy(case)
+    seen: set[bytes | None] = set()
+    kinds: set[str] = set()
+    conflicts = 0
+
+    @settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(doc=case.inputs, ascii_only=st.booleans())
+    def agree(doc: Any, ascii_only: bool) -> None:
+        nonlocal conflicts
+        raw = encode(doc, ascii_only)
+        seen.add(raw)
+        lines, verdicts = disagreements(case, policy, rest, raw)
+        kinds.update(v.kind for v in verdicts)
+        conflicts += sum(v.conflict for v in verdicts)
+        assert not lines, f"{name} on {_shown(raw)}:\n  " + "\n  ".join(lines)
+
+    agree()
+    assert len(seen) >= MIN_DISTINCT, f"{name}: only {len(seen)} distinct inputs"
+    assert "value" in kinds, f"{name}: no generated input gave any rule a value"
+    if case.conflicts:
+        assert conflicts, f"{name}: no generated input reached the conflict"
+
+
+@pytest.mark.parametrize(("name", "text"), REGRESSIONS)
+def test_past_disagreements_agree(name: str, text: str, rest: OpaRest, engines: Engines) -> None:
+    case = BY_NAME[name]
+    policy = engines.policy(case)
+    lines, _ = disagreements(case, policy, rest, text.encode())
+    assert not lines, f"{name} on {text}:\n  " + "\n  ".join(lines)

@@ -22,7 +22,7 @@ __all__ = ["AWKWARD_NUMBERS", "AWKWARD_STRINGS", "anything", "document", "fuzz",
 AWKWARD_STRINGS = (
     "", " ", '"', "\\", '\\"', "'", "\u0000", "a\u0000b", "é", "ÉCOLE", "straße", "İ", "ǅ", "ﬃ", "😀",
     "👩‍💻", "\u202e", "\ufeff", "%s", "%v", "%%", "%!d(", "\n\t", "  padded  ", "null", "true", "1",
-    "-0", "1e400", "𝔘𝔫𝔦", "a/b/c", "/", "{}", "[1]", "\x7f", "\u2028",
+    "-0", "1e400", "\U0001d518\U0001d52b\U0001d526", "a/b/c", "/", "{}", "[1]", "\x7f", "\u2028", "\ud800", "x\udc00y",
 )
 
 AWKWARD_NUMBERS: tuple[Any, ...] = (
@@ -34,6 +34,7 @@ AWKWARD_NUMBERS: tuple[Any, ...] = (
 
 WRONG_TYPES: tuple[Any, ...] = (None, True, False, [], {}, [1, "a"], {"a": None}, "", 0)
 
+# NOTE: a lone surrogate ("\ud800") can only travel as a \u escape; harness.encode writes it so.
 text = st.one_of(st.sampled_from(AWKWARD_STRINGS), st.text(max_size=12))
 number = st.one_of(st.sampled_from(AWKWARD_NUMBERS), st.integers(), st.floats(allow_nan=False, allow_infinity=False))
 scalar = st.one_of(st.sampled_from(WRONG_TYPES), text, number, st.booleans())

@@ -25,7 +25,7 @@ from sidecar.errors import PolicyError
 from sidecar.policy.wasm.runtime import WasmPolicy
 from tests.support.opa_server import LOOPBACK, OpaServer, run_opa
 
-__all__ = ["CORPUS", "NO_INPUT", "OpaRest", "Verdict", "canonical", "encode", "required_by_issue",
+__all__ = ["CORPUS", "NO_INPUT", "OpaRest", "Verdict", "canonical", "encode", "parse_exact", "required_by_issue",
            "string_builtins", "wasm_verdict"]
 
 CORPUS = Path(__file__).resolve().parent / "policies"
@@ -60,15 +60,26 @@ def encode(doc: Any, ascii_only: bool = False) -> bytes | None:
     return _text(doc, ascii_only).encode()
 
 
-def _text(value: Any, ascii_only: bool) -> str:
+def _text(value: Any, ascii_only: bool, sort_keys: bool = False) -> str:
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, list | tuple):
-        return "[" + ",".join(_text(v, ascii_only) for v in value) + "]"
+        return "[" + ",".join(_text(v, ascii_only, sort_keys) for v in value) + "]"
     if isinstance(value, dict):
-        return "{" + ",".join(f"{json.dumps(str(k), ensure_ascii=ascii_only)}:{_text(v, ascii_only)}"
-                              for k, v in value.items()) + "}"
+        items = sorted(value.items()) if sort_keys else value.items()
+        return "{" + ",".join(f"{_text(str(k), ascii_only)}:{_text(v, ascii_only, sort_keys)}"
+                              for k, v in items) + "}"
+    if isinstance(value, str) and not ascii_only and not _encodable(value):
+        ascii_only = True
     return json.dumps(value, ensure_ascii=ascii_only, allow_nan=False)
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 # --- verdicts -----------------------------------------------------------------------
@@ -82,7 +93,7 @@ def _exact(value: Any) -> Any:
     """``value`` (parsed with Decimal numbers) with every number in one normal form."""
     if isinstance(value, Decimal):
         normal = _EXACT.normalize(value)
-        return "0" if normal.is_zero() else str(normal)
+        return Decimal(0) if normal.is_zero() else normal
     if isinstance(value, list):
         return [_exact(v) for v in value]
     if isinstance(value, dict):
@@ -94,9 +105,14 @@ def _parse(raw: bytes | str) -> Any:
     return json.loads(raw, parse_float=_number, parse_int=_number)
 
 
+def parse_exact(text: str) -> Any:
+    """JSON text (a verdict's canonical value) read with every number a Decimal."""
+    return _parse(text)
+
+
 def canonical(value: Any) -> str:
-    """The text two equal Rego values (parsed with Decimal numbers) share; numbers exact."""
-    return json.dumps(_exact(value), sort_keys=True, ensure_ascii=False)
+    """The JSON text two equal values (parsed with Decimal numbers) share: keys sorted, numbers normalised."""
+    return _text(_exact(value), ascii_only=False, sort_keys=True)
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,15 @@ facts := {
 	"sum": n + m,
 	"diff": n - m,
 	"product": n * m,
-	"quotient": n / m,
 	"neg": 0 - n,
-	"is_int": n == round(n),
 	"sorted": sort([n, m, 0, -1, 0.5]),
 	"max": max([n, m]),
 	"min": min([n, m]),
 }
 
 floor_n := floor(n)
+
+is_int if n == round(n)
 
 as_number := to_number(input.text)
 

@@ -4,6 +4,12 @@
 #          -v statelock-logs:/var/log/statelock statelock
 # The image installs exactly as `make install` does: scripts/install.sh (the runtime packages of
 # scripts/system-deps.sh, then a virtualenv with Statelock), so what the tests cover is what ships.
+# OPA is built as `make opa` builds it (scripts/build-opa.sh): the embedded policy engine compiles
+# the bundle with `opa build -t wasm` at start and on every reload.
+FROM golang:1.26-bookworm AS opa
+COPY scripts/build-opa.sh /build-opa.sh
+RUN /build-opa.sh v1.22.2 /opt/opa/bin
+
 FROM python:3.11-slim-bookworm AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
@@ -24,6 +30,7 @@ RUN apt-get update \
  && chown statelock:statelock /var/log/statelock /var/lib/statelock \
  && chmod 0750 /var/log/statelock /var/lib/statelock
 COPY --from=build /opt/statelock/venv /opt/statelock/venv
+COPY --from=opa /opt/opa/bin/opa /usr/local/bin/opa
 WORKDIR /opt/statelock
 COPY config ./config
 COPY policies ./policies

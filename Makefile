@@ -25,20 +25,20 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test opa
 
-## opa: build OPA $(OPA_VERSION) into .tools/bin once (cached between runs)
+## opa: build OPA $(OPA_VERSION) into .tools/bin once (cached between runs); the embedded
+## engine compiles the bundle with it, so `make run` needs it too
 opa: $(OPA)
 $(OPA):
 	@mkdir -p $(TOOLS)
 	@if command -v opa >/dev/null 2>&1 && opa version | grep -q "^Version: $(OPA_VERSION:v%=%)$$"; then \
 	  ln -sf "$$(command -v opa)" $(OPA); \
 	else \
-	  echo "building OPA $(OPA_VERSION) with go install (first run only)"; \
-	  GOBIN=$(TOOLS) GOFLAGS=-mod=mod go install github.com/open-policy-agent/opa@$(OPA_VERSION); \
+	  ./scripts/build-opa.sh $(OPA_VERSION) $(TOOLS); \
 	fi
 
 ## run: start Statelock on $(CONFIG) (STATELOCK_LISTEN overrides the address)
-run: install
-	$(BIN)/statelock serve --config $(CONFIG)
+run: install opa
+	PATH="$(TOOLS):$$PATH" $(BIN)/statelock serve --config $(CONFIG)
 
 ## lint: ruff and mypy --strict over sidecar/, drivers/, tests/
 lint: $(VENV)/.installed-test

@@ -181,7 +181,7 @@ async def measure(work: Path, count: int) -> dict[str, Any]:
                  ("lock (rare)", f"/statelock/ui/decisions?lock={RARE_LOCK}", None),
                  ("a one-day window", f"/statelock/ui/decisions?since={window_from}&until={window_to}", 50),
                  ("action + outcome + revision", "/statelock/ui/decisions?action=reboot&outcome=allow"
-                  "&revision=statelock-policy-2", 50),
+                  "&revision=statelock-policy-3", 50),
                  ("API limit=50", "/statelock/v1/decisions?limit=50", 50)]
         results = []
         for name, url, rows in views:

@@ -12,11 +12,15 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import json
 import os
 import sqlite3
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -54,13 +58,18 @@ def _action(instance_id: str, name: str = "reboot") -> dict[str, Any]:
             "params": {"type": "SOFT"} if name == "reboot" else {}}
 
 
-def _lock(kind: str, scope: str, target: str, owner: Subject, reason: str) -> Lock:
-    return Lock(id=f"lk-{kind}-{scope}", kind=kind, scope=scope, target=target, reason=reason,
+def _lock(kind: str, scope: str, target: str, owner: Subject, reason: str, lock_id: str = "") -> Lock:
+    return Lock(id=lock_id or f"lk-{kind}-{scope}", kind=kind, scope=scope, target=target, reason=reason,
                 owner=owner, created_at=datetime(2026, 11, 1, tzinfo=UTC))
 
 
 def engine_inputs() -> dict[str, dict[str, Any]]:
-    """The inputs both engines decide: none, one blocking lock, three locks of all scopes."""
+    """The inputs every engine decides: a reboot under 0, 2 and 20 locks.
+
+    2 locks: a billing boot lock that blocks the reboot (a 409 with its message) and a
+    project delete lock that does not. 20 locks: as many as an instance under billing,
+    legal and maintenance might carry, two of which block.
+    """
     now = datetime.now(UTC)
     iid = "8f0c1e2d-0000-4000-8000-000000000001"
     billing = Subject("billing-svc", "service", ("billing",))
@@ -70,14 +79,22 @@ def engine_inputs() -> dict[str, dict[str, Any]]:
         return {"subject": SUBJECT.as_input(), "action": _action(iid), "target": target,
                 "now": rfc3339(now), "locks": [lk.as_input() for lk in locks]}
 
-    return {
-        "no_locks_allow": doc([]),
-        "boot_lock_deny": doc([_lock("boot", "instance", iid, billing, "billing: invoice 881")]),
-        "three_locks_delete_allow": doc([
-            _lock("delete", "instance", iid, billing, "legal hold"),
-            _lock("delete", "project", "demo", billing, "legal hold (project)"),
-            _lock("delete", "host", "cmp-1", SUBJECT, "host decommission")]),
-    }
+    two = [_lock("boot", "instance", iid, billing, "billing: invoice 881"),
+           _lock("delete", "project", "demo", billing, "legal hold (project)")]
+    twenty = two + [_lock("delete", "instance", iid, billing, f"legal hold {i}", f"lk-hold-{i}")
+                    for i in range(17)] + [_lock("state", "host", "cmp-1", SUBJECT, "host maintenance")]
+    return {"0 locks (allow)": doc([]), "2 locks (deny 409)": doc(two), "20 locks (deny 409)": doc(twenty)}
+
+
+def regopy_before(bundle: Path, inputs: Mapping[str, Any], n: int) -> dict[str, Any] | None:
+    """The old engine's latency on ``inputs`` (bench/regopy_before.py), None when regopy is not installed."""
+    if importlib.util.find_spec("regopy") is None:
+        return None
+    done = subprocess.run([sys.executable, "-m", "bench.regopy_before", str(bundle), str(n)],
+                          input=json.dumps(inputs), capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1])
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
 
 
 async def engine_alone(bundle: Path, opa_url: str, n_embedded: int, n_opa: int) -> dict[str, Any]:
@@ -94,8 +111,7 @@ async def engine_alone(bundle: Path, opa_url: str, n_embedded: int, n_opa: int) 
             opa_dec = await opa.decide(doc)
             row: dict[str, Any] = {
                 "allow": emb_dec.allow, "status": emb_dec.status,
-                "agree": (emb_dec.allow, emb_dec.status, emb_dec.lock_ids)
-                == (opa_dec.allow, opa_dec.status, opa_dec.lock_ids)}
+                "agree": dict(emb_dec.result) == dict(opa_dec.result)}
             for _ in range(200):
                 embedded.decide_sync(doc)
             ns = []
@@ -117,6 +133,12 @@ async def engine_alone(bundle: Path, opa_url: str, n_embedded: int, n_opa: int) 
     finally:
         await opa.close()
         await embedded.close()
+    before = regopy_before(bundle, inputs, n_embedded)
+    out["regopy_before"] = before
+    if before is not None:
+        for name, row in out["inputs"].items():
+            row["regopy_before_us"] = before["inputs"][name]["us"]
+            row["agree_with_regopy"] = before["inputs"][name]["result"] == embedded.evaluate(inputs[name])
     out["all_agree"] = all(r["agree"] for r in out["inputs"].values())
     return out
 
@@ -201,7 +223,7 @@ def query_plans(db: Path) -> dict[str, str]:
 
 
 def _record(engine_revision: str) -> dict[str, Any]:
-    doc = engine_inputs()["no_locks_allow"]
+    doc = engine_inputs()["0 locks (allow)"]
     return make_record(decision_id=new_decision_id(), req_id=1, input_doc=doc,
                        result={"allow": True, "reasons": [], "lock_ids": [], "status": 200},
                        revision=engine_revision, outcome="allow", enforced=True, method="POST",

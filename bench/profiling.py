@@ -17,13 +17,14 @@ from typing import Any
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 _AREAS = (
+    ("sidecar/policy/wasm/", "the Wasm caller and host builtins"),
+    ("wasmtime/", "wasmtime (embedded Wasm engine)"),
     ("sidecar/", "sidecar (Statelock's own code)"),
     ("aiohttp/", "aiohttp (server and client)"),
     ("asyncio/", "asyncio (event loop, tasks, to_thread)"),
     ("json/", "json (stdlib encode/decode)"),
     ("logging/", "logging (incl. aiohttp access log)"),
     ("sqlite3/", "sqlite3"),
-    ("regopy/", "regopy (embedded Rego engine)"),
     ("concurrent/", "concurrent.futures (executor hand-off)"),
     ("threading.py", "threading (executor hand-off)"),
     ("multidict/", "multidict/yarl (headers, URLs)"),

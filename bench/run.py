@@ -3,7 +3,7 @@
 Variants (every one in front of the same canned upstream):
   direct              the client talks to the upstream itself
   nginx               nginx as a keep-alive reverse proxy (the peer hop)
-  statelock_embedded  ``python -m sidecar serve``, embedded regopy engine
+  statelock_embedded  ``python -m sidecar serve``, embedded Wasm engine
   statelock_opa       ``python -m sidecar serve``, ``policy.engine: opa`` against ``opa run --server``
 
 Environment knobs: BENCH_QUICK=1 (short runs, for trying the harness; not a result),
@@ -35,8 +35,8 @@ from bench.figures import STATELOCK, VARIANTS
 from bench.procs import Proc, Processes, children, cpu_seconds, free_port, http_ok, machine_busy_s, rss_kib
 from bench.profiling import profile_pid
 from bench.upstream import nginx_argv, proxy_conf, upstream_conf, write_conf
-from sidecar.cli.policy import find_opa
 from sidecar.errors import PolicyError
+from sidecar.policy.wasm.compiler import find_opa
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"

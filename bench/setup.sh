@@ -26,6 +26,12 @@ if ! "$PY" -c "import matplotlib, pyinstrument" >/dev/null 2>&1 || [ ! -x "$(dir
   echo "bench/setup: installing matplotlib, py-spy, pyinstrument into $(dirname "$(dirname "$PY")")"
   "$PY" -m pip install -q matplotlib py-spy pyinstrument
 fi
+# NOTE: regopy is the engine the Wasm one replaced: the bench's "before" column runs it in a
+# process of its own (bench/regopy_before.py); Statelock itself never imports it.
+if ! "$PY" -c "import regopy" >/dev/null 2>&1; then
+  echo "bench/setup: installing regopy 1.5.2 (the engine before the Wasm one, for comparison)"
+  "$PY" -m pip install -q "regopy==1.5.2"
+fi
 
 mkdir -p bench/.work/bin
 if [ ! -x bench/.work/bin/loadgen ] || [ bench/loadgen/main.go -nt bench/.work/bin/loadgen ]; then

@@ -158,7 +158,8 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
     cfg = app[keys.CONFIG]
     store = open_lock_store(cfg.lockstore.url, pool_size=cfg.lockstore.pool_size,
                             timeout_s=cfg.lockstore.guard_timeout_s)
-    engine = create_engine(cfg.policy)
+    reloads = app[keys.METRICS].policy_reloads
+    engine = create_engine(cfg.policy, on_reload=lambda ok: reloads.labels("success" if ok else "failure").inc())
     identifier = create_identifier(cfg)
     backend = create_backend(cfg, identifier)
     async with contextlib.AsyncExitStack() as stack:

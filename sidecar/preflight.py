@@ -51,7 +51,13 @@ def check_offline(cfg: Config) -> ssl.SSLContext | None:
 def _check_policy(cfg: Config) -> None:
     if cfg.policy.engine == "embedded":
         from sidecar.policy.embedded import EmbeddedEngine
+        from sidecar.policy.wasm.compiler import find_opa
 
+        try:
+            find_opa(cfg.policy.opa_binary or None)
+        except PolicyError as exc:
+            raise ConfigError(f"policy.opa_binary: {exc.message} (the embedded engine compiles the bundle "
+                              "with it; or set policy.engine: opa)") from exc
         try:
             EmbeddedEngine(cfg.policy).load()
         except PolicyError as exc:

@@ -25,15 +25,9 @@
 # answered before any per-lock work, and per-lock work is done only for the
 # locks that block the action.
 #
-# Written so that OPA and the embedded rego-cpp (regopy 1.5.x) agree. rego-cpp
-# gets three things wrong, so this file avoids them:
-#   * sprintf("...%s...", [s]) quotes s when s was made by another builtin
-#     (concat, upper, ...): messages are built with concat instead;
-#   * inside a function, a comprehension whose *term* names a variable from
-#     outside the comprehension (a function argument) comes out empty or stale:
-#     bind it in the comprehension body instead ([x | ...; x := f(arg)]);
-#   * inside a function, `some r in data.x[arg]` in a comprehension iterates
-#     every key: bind data.x[arg] to a variable first.
+# Messages are built with concat, which OPA compiles into the Wasm module the
+# embedded engine runs; sprintf is left to the host (a call back into Python,
+# tens of microseconds), which a deny with several locks would pay per lock.
 package statelock.authz
 
 # --- the decision ---------------------------------------------------------------
@@ -288,7 +282,7 @@ unlock_reason(lk) := concat("", [" Reason for the lock: ", lk.reason, "."]) if {
 # Who may remove a lock of authority a, for the denial message.
 unlockers(lk, a) := array.concat(labels, others) if {
 	roles := object.get(data.statelock.authorities, [a, "unlock"], [])
-	labels := [label | some r in roles; label := role_label(r, lk)]
+	labels := [role_label(r, lk) | some r in roles]
 	others := [r | some r in data.statelock.override_roles; not r in roles]
 }
 

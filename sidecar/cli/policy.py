@@ -34,8 +34,7 @@ from sidecar.policy.wasm.compiler import find_opa
 DEFAULT_BUNDLE = "policies/"
 DECISION_PATH = "statelock/authz/decision"
 
-# One query, valid for rego-cpp, `opa eval` and OPA's /v1/query alike (rego-cpp does not
-# accept `some i, x in` in an ad-hoc query, hence the `input.locks[i]` form).
+# One query for `opa eval`, OPA's /v1/query and the embedded engine (which compiles it as a rule).
 EXPLAIN_QUERY = (
     'explanation := {'
     '"request_ok": [true | data.statelock.authz.request_ok], '
@@ -78,8 +77,8 @@ def add_policy_commands(subparsers: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("--input", "-i", required=True, metavar="FILE", help="input JSON file, - for stdin")
     ev.add_argument("--engine", choices=["embedded", "opa"],
-                    help="embedded (regopy, in process; the default) or opa (the opa binary, or the "
-                         "server given by --opa-url)")
+                    help="embedded (the bundle compiled by OPA to Wasm, in process; the default) or "
+                         "opa (the opa binary, or the server given by --opa-url)")
     ev.add_argument("--opa-url", metavar="URL", help="ask this OPA server (implies --engine opa)")
     ev.add_argument("--timeout-ms", type=int, default=2000, help="OPA server timeout (default %(default)s)")
     ev.add_argument("--explain", action="store_true",
@@ -170,15 +169,15 @@ def _opa_eval(args: argparse.Namespace, query: str, input_doc: Mapping[str, Any]
 
 def _decide_embedded(args: argparse.Namespace, input_doc: Mapping[str, Any],
                      explain: bool) -> tuple[Decision, Any]:
-    from sidecar.policy.embedded import EmbeddedEngine, query_bundle
+    from sidecar.policy.embedded import EmbeddedEngine, explain_bundle
 
-    engine = EmbeddedEngine(PolicyConfig(bundle=str(args.bundle), decision_path=DECISION_PATH))
+    engine = EmbeddedEngine(PolicyConfig(bundle=str(args.bundle), decision_path=DECISION_PATH,
+                                         opa_binary=args.opa or ""))
     engine.load()
     decision = engine.decide_sync(input_doc)
     explanation = None
     if explain:
-        bindings = query_bundle(load_bundle(args.bundle), EXPLAIN_QUERY, input_doc)
-        explanation = bindings[0].get("explanation") if bindings else None
+        explanation = explain_bundle(load_bundle(args.bundle), EXPLAIN_QUERY, input_doc, args.opa)
     return decision, explanation
 
 
@@ -310,7 +309,7 @@ def _eval(args: argparse.Namespace) -> int:
     if args.engine in (None, "embedded") and not args.opa_url:
         _bundle_dir(args.bundle)
         decision, explanation = _decide_embedded(args, input_doc, args.explain)
-        engine = "embedded (regopy)"
+        engine = "embedded (OPA-compiled Wasm)"
     elif args.opa_url:
         decision, explanation = asyncio.run(_decide_opa_server(args, input_doc, args.explain))
         engine = f"opa server {args.opa_url}"

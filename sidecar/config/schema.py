@@ -133,11 +133,15 @@ class LockStoreConfig:
 class PolicyConfig:
     """The policy engine and its bundle."""
 
-    engine: str = _help("'embedded' (regopy, in process) or 'opa' (an OPA server).", default="embedded")
+    engine: str = _help("'embedded' (the bundle compiled by OPA to Wasm, evaluated in process) or 'opa' "
+                        "(an OPA server).", default="embedded")
     bundle: str = _help("Directory holding the Rego bundle (.manifest, *.rego, data.json).", default="policies/")
     opa_url: str | None = _help("OPA server base URL for engine=opa, e.g. http://127.0.0.1:8181.", default=None)
     timeout_ms: int = _help("Longest wait for a decision; slower is a deny (503).", default=500)
     decision_path: str = _help("The decision document queried.", default="statelock/authz/decision")
+    opa_binary: str = _help("engine=embedded: the opa executable that compiles the bundle (opa build -t wasm) "
+                            "at start and on every reload; empty: opa on PATH, else .tools/bin/opa "
+                            "(make opa builds it).", default="")
 
 
 @dataclass(frozen=True)

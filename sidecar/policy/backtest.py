@@ -91,7 +91,7 @@ def backtest(candidate: str | Path, entrypoint: str, records: Iterable[Mapping[s
         counts["evaluated"] += 1
         recorded = str(_obj(record.get("statelock")).get("outcome"))
         try:
-            decision = evaluate_compiled(compiled, entrypoint, _obj(record.get("input")))
+            decision = evaluate_compiled(compiled, _obj(record.get("input")))
             now, reasons = ("allow" if decision.allow else "deny"), decision.reasons
         except PolicyError as exc:
             counts["failed"] += 1

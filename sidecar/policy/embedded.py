@@ -1,18 +1,17 @@
-"""The embedded Rego engine on regopy (rego-cpp), with hot reload.
+"""The embedded engine: the bundle compiled by OPA to WebAssembly, evaluated in process, with hot reload.
 
-The bundle is compiled once per revision into a regopy ``Bundle`` and queried at
-its compiled entry point; a request never compiles anything. A watcher polls the
-bundle directory's file signatures; a changed bundle is compiled off the event
-loop and swapped in atomically. A bundle that fails to load or compile is
-rejected: the previous revision keeps serving and the error shows in ``health``.
+Each revision of the bundle is compiled once by OPA's own compiler
+(``opa build -t wasm``, off the event loop) and instantiated on wasmtime with the
+bundle's data; a request never compiles anything. Because the module is OPA's
+compiler output, it decides as OPA does: the builtins it leaves to the host are
+implemented with OPA's semantics (``sidecar.policy.wasm.builtins``), and a bundle
+that needs one this engine lacks is refused at load, naming it.
 
-rego-cpp keeps a string exactly as it was given and writes it back into its JSON
-output without escaping it, so a quote, backslash or control character in the
-input (a lock reason, a user id) made the output unreadable and a NUL cut the
-string short; an integer beyond 64 bits became 0. ``rego_input`` therefore hands
-rego-cpp every string JSON-escaped, as its own JSON reader would have stored it,
-and sends documents with big integers through that reader. Both engines must
-decide identically: tests/integration/test_policy_agreement.py checks it.
+A watcher polls the bundle directory's file signatures; a changed bundle is
+compiled and swapped in atomically. A bundle that does not compile, lacks the
+configured entry point, or needs an unsupported builtin is rejected with OPA's
+own message: the previous revision keeps deciding, ``health`` shows the error and
+``on_reload`` (the reload metric) counts the failure.
 """
 
 from __future__ import annotations
@@ -21,104 +20,111 @@ import asyncio
 import json
 import logging
 import math
-import re
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import regopy
+import orjson
 
 from sidecar.aio import cancel_and_wait
 from sidecar.config import PolicyConfig
 from sidecar.errors import PolicyError
 from sidecar.policy.bundle import Bundle, bundle_files, load_bundle
 from sidecar.policy.decision import Decision, decision_from_result
+from sidecar.policy.wasm.compiler import compile_wasm
+from sidecar.policy.wasm.runtime import WasmPolicy
+from sidecar.policy.wasm.values import result_json
 
 log = logging.getLogger(__name__)
 
+KEPT_REVISIONS = 5
+EXPLAIN_PACKAGE = "statelock_explain"
+
 
 @dataclass(frozen=True)
-class _Compiled:
+class Compiled:
+    """One revision of a bundle, compiled and instantiated for one entry point."""
+
     bundle: Bundle
-    plan: Any
-    interpreter: Any
+    policy: WasmPolicy
+    entrypoint_id: int
 
 
-KEPT_REVISIONS = 5
-_INT64 = range(-(2**63), 2**63)
-_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
-
-
-class _NeedsJsonReader(Exception):
-    """The document holds a value regopy's Python input conversion would corrupt."""
-
-
-def _escaped(value: Any) -> Any:
-    """``value`` with every string as rego-cpp stores a JSON string (escapes kept verbatim)."""
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)[1:-1] if _NEEDS_ESCAPE.search(value) else value
-    if isinstance(value, Mapping):
-        return {_escaped(k): _escaped(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_escaped(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, int):
-        if value not in _INT64:
-            raise _NeedsJsonReader
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise PolicyError("policy input holds a non-finite number, which JSON cannot carry")
-        return value
-    raise PolicyError(f"policy input holds a {type(value).__name__}, which JSON cannot carry")
-
-
-def _json_text(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-
-
-def rego_input(interpreter: Any, input_doc: Mapping[str, Any]) -> None:
-    """Set ``input_doc`` as the interpreter's input so that rego-cpp sees what OPA sees.
-
-    Raises PolicyError when the document can't be JSON (a NaN, a non-JSON type).
-    """
+def input_json(input_doc: Mapping[str, Any]) -> bytes:
+    """The input's JSON text; PolicyError when it can't be JSON (a NaN, a non-JSON type)."""
+    action = input_doc.get("action")
+    if isinstance(action, Mapping):
+        _refuse_non_finite(action.get("params"))
     try:
-        interpreter.set_input(regopy.Input(_escaped(input_doc)))
-    except _NeedsJsonReader:
-        # NOTE: slower (rego-cpp parses the text), but keeps integers beyond 64 bits exact.
+        # NOTE: orjson is ~7x faster than json and refuses integers beyond 64 bits (json
+        # keeps them exact, below). It writes NaN as null, so non-finite numbers are refused
+        # above in action.params, the one part of a policy input that carries request values.
+        return orjson.dumps(input_doc)
+    except (orjson.JSONEncodeError, TypeError):
         try:
-            interpreter.set_input_term(_json_text(input_doc))
-        except ValueError as exc:
+            return json.dumps(input_doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        except (TypeError, ValueError) as exc:
             raise PolicyError(f"policy input is not JSON: {exc}") from exc
 
 
-def compile_bundle(bundle: Bundle, entrypoint: str) -> _Compiled:
-    """Compile a bundle for one entry point; raises PolicyError naming the problem."""
-    try:
-        builder = regopy.Interpreter()
-        # NOTE: data as UTF-8 JSON text, as the input is, so that non-ASCII strings compare equal.
-        builder.add_data_json(_json_text(bundle.data))
-        for name, text in bundle.modules.items():
-            builder.add_module(name, text)
-        plan = builder.build(None, [entrypoint])
-    except regopy.RegoError as exc:
-        raise PolicyError(f"policy bundle {bundle.root} does not compile: {exc}") from exc
-    except Exception as exc:  # NOTE: regopy raises plain exceptions for some syntax errors
-        raise PolicyError(f"policy bundle {bundle.root} does not compile: {exc}") from exc
-    return _Compiled(bundle, plan, regopy.Interpreter())
+def _refuse_non_finite(value: Any) -> None:
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise PolicyError("policy input holds a non-finite number, which JSON cannot carry")
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            _refuse_non_finite(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_non_finite(item)
 
 
-def evaluate_compiled(compiled: _Compiled, entrypoint: str, input_doc: Mapping[str, Any]) -> Decision:
-    """The decision of a compiled bundle (``compile_bundle``) for one input; PolicyError if unusable.
+def compile_bundle(bundle: Bundle, entrypoint: str, opa: str | None = None) -> Compiled:
+    """Compile ``bundle`` for ``entrypoint`` with OPA and instantiate it.
 
-    Not thread-safe for one ``compiled``: give each thread its own compile.
+    Raises PolicyError with OPA's own message (``file:row: message``) when the bundle
+    does not compile or lacks the entry point, and UnsupportedBuiltin (a PolicyError)
+    naming the builtins this engine does not implement.
     """
-    return decision_from_result(_evaluate(compiled, entrypoint, input_doc), compiled.bundle.revision)
+    try:
+        wasm = compile_wasm(bundle.modules, [entrypoint], opa=opa)
+    except PolicyError as exc:
+        raise PolicyError(f"policy bundle {bundle.root} does not compile: {exc.message}") from exc
+    try:
+        policy = WasmPolicy(wasm, bundle.data)
+        return Compiled(bundle, policy, policy.entrypoint_id(entrypoint))
+    except PolicyError as exc:
+        raise PolicyError(f"policy bundle {bundle.root} is refused: {exc.message}") from exc
+
+
+def evaluate_compiled(compiled: Compiled, input_doc: Mapping[str, Any]) -> Decision:
+    """The decision of a compiled bundle for one input; PolicyError if unusable."""
+    return decision_from_result(_evaluate(compiled, input_doc), compiled.bundle.revision)
+
+
+def _evaluate(compiled: Compiled, input_doc: Mapping[str, Any]) -> Any:
+    raw = compiled.policy.evaluate_raw(compiled.entrypoint_id, input_json(input_doc), values_out=True)
+    results = result_json(raw, orjson.loads)
+    return results[0].get("result") if results else None
+
+
+def explain_bundle(bundle: Bundle, rule: str, input_doc: Mapping[str, Any], opa: str | None = None) -> Any:
+    """The value of ``rule`` (Rego ``name := value``, over the bundle's rules) for one input, None if undefined.
+
+    For tools such as ``statelock policy eval --explain``, never the request path: it
+    compiles the bundle with the rule added as package ``statelock_explain``.
+    Raises PolicyError when it does not compile or evaluate.
+    """
+    name = rule.split(":=", 1)[0].strip()
+    modules = dict(bundle.modules)
+    modules[f"{EXPLAIN_PACKAGE}.rego"] = f"package {EXPLAIN_PACKAGE}\n\n{rule}\n"
+    compiled = compile_bundle(Bundle(bundle.root, modules, bundle.data, bundle.revision, bundle.digest),
+                              f"{EXPLAIN_PACKAGE}/{name}", opa)
+    return _evaluate(compiled, input_doc)
 
 
 def data_value(data: Mapping[str, Any], path: Sequence[str]) -> Any:
@@ -129,28 +135,6 @@ def data_value(data: Mapping[str, Any], path: Sequence[str]) -> Any:
             return None
         node = node[part]
     return node
-
-
-def query_bundle(bundle: Bundle, query: str, input_doc: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Evaluate an ad-hoc Rego query over ``bundle`` (slow: it compiles); returns its bindings.
-
-    For tools such as ``statelock policy eval --explain``, never the request path.
-    Raises PolicyError when the query does not compile or evaluate.
-    """
-    try:
-        interpreter = regopy.Interpreter()
-        interpreter.add_data_json(_json_text(bundle.data))
-        for name, text in bundle.modules.items():
-            interpreter.add_module(name, text)
-        rego_input(interpreter, input_doc)
-        output = interpreter.query(query)
-    except PolicyError:
-        raise
-    except Exception as exc:
-        raise PolicyError(f"query over {bundle.root} failed: {exc}") from exc
-    if not output.ok():
-        raise PolicyError(f"query over {bundle.root} failed: {str(output).strip()}")
-    return [dict(r.bindings) for r in output.results if r.bindings]
 
 
 def _signature(root: Path) -> tuple[tuple[str, int, int], ...]:
@@ -172,13 +156,16 @@ class EmbeddedEngine:
 
     name = "embedded"
 
-    def __init__(self, cfg: PolicyConfig, reload_interval_s: float = 0.25) -> None:
+    def __init__(self, cfg: PolicyConfig, reload_interval_s: float = 0.25,
+                 on_reload: Callable[[bool], None] | None = None) -> None:
         self._root = Path(cfg.bundle)
         self._entrypoint = cfg.decision_path
         self._interval = reload_interval_s
-        self._compiled: _Compiled | None = None
+        self._on_reload = on_reload
+        self._opa = cfg.opa_binary or None
+        self._compiled: Compiled | None = None
         # NOTE: the last few revisions stay compiled, so a recorded input can be replayed under its own.
-        self._kept: OrderedDict[str, _Compiled] = OrderedDict()
+        self._kept: OrderedDict[str, Compiled] = OrderedDict()
         self._signature: tuple[tuple[str, int, int], ...] = ()
         self._watcher: asyncio.Task[None] | None = None
         self.last_error: str | None = None
@@ -203,7 +190,7 @@ class EmbeddedEngine:
         await asyncio.to_thread(self.load)
         self._watcher = asyncio.create_task(self._watch(), name="statelock-policy-watch")
 
-    def _serve(self, compiled: _Compiled) -> None:
+    def _serve(self, compiled: Compiled) -> None:
         self._compiled = compiled
         self._kept[compiled.bundle.revision] = compiled
         self._kept.move_to_end(compiled.bundle.revision)
@@ -222,7 +209,7 @@ class EmbeddedEngine:
         compiled = self._kept.get(revision)
         if compiled is None:
             return None
-        return evaluate_compiled(compiled, self._entrypoint, input_doc)
+        return evaluate_compiled(compiled, input_doc)
 
     async def data_at(self, path: Sequence[str]) -> Any:
         """The serving bundle's data at ``path`` (``("statelock", "audit_roles")``), None when absent."""
@@ -231,8 +218,8 @@ class EmbeddedEngine:
             raise PolicyError("policy engine has no bundle loaded")
         return data_value(compiled.bundle.data, path)
 
-    def _load(self) -> _Compiled:
-        return compile_bundle(load_bundle(self._root), self._entrypoint)
+    def _load(self) -> Compiled:
+        return compile_bundle(load_bundle(self._root), self._entrypoint, self._opa)
 
     async def close(self) -> None:
         await cancel_and_wait(self._watcher)
@@ -253,6 +240,7 @@ class EmbeddedEngine:
         except PolicyError as exc:
             self.last_error = exc.message
             self.reload_failures += 1
+            self._count(False)
             log.error("policy reload rejected, revision %s keeps serving: %s",
                       self.revision or "(none)", exc.message)
             return False
@@ -265,6 +253,7 @@ class EmbeddedEngine:
         self.last_error = None
         self.last_reload = time.time()
         self.reloads += 1
+        self._count(True)
         if old is not None and old.bundle.revision == compiled.bundle.revision:
             log.warning("policy reloaded with changed content but the same revision %s: "
                         "bump .manifest's revision so that decision records tell them apart",
@@ -273,6 +262,10 @@ class EmbeddedEngine:
             log.info("policy reloaded: revision %s -> %s",
                      old.bundle.revision if old else "(none)", compiled.bundle.revision)
         return True
+
+    def _count(self, ok: bool) -> None:
+        if self._on_reload is not None:
+            self._on_reload(ok)
 
     async def _watch(self) -> None:
         while True:
@@ -291,8 +284,7 @@ class EmbeddedEngine:
         compiled = self._compiled
         if compiled is None:
             raise PolicyError("policy engine has no bundle loaded")
-        return decision_from_result(_evaluate(compiled, self._entrypoint, input_doc),
-                                    compiled.bundle.revision)
+        return decision_from_result(_evaluate(compiled, input_doc), compiled.bundle.revision)
 
     def evaluate(self, input_doc: Mapping[str, Any]) -> Any:
         """The raw decision document for ``input_doc``, None when it is undefined.
@@ -302,7 +294,7 @@ class EmbeddedEngine:
         compiled = self._compiled
         if compiled is None:
             raise PolicyError("policy engine has no bundle loaded")
-        return _evaluate(compiled, self._entrypoint, input_doc)
+        return _evaluate(compiled, input_doc)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -314,6 +306,7 @@ class EmbeddedEngine:
             "last_reload": _rfc3339(self.last_reload),
             "reloads": self.reloads,
             "reload_failures": self.reload_failures,
+            "host_builtins": list(self._compiled.policy.builtins_used) if self._compiled else [],
         }
 
 
@@ -321,28 +314,3 @@ def _rfc3339(when: float | None) -> str | None:
     return None if when is None else datetime.fromtimestamp(when, UTC).isoformat(timespec="milliseconds") \
         .replace("+00:00", "Z")
 
-
-def _evaluate(compiled: _Compiled, entrypoint: str, input_doc: Mapping[str, Any]) -> Any:
-    try:
-        rego_input(compiled.interpreter, input_doc)
-        output = compiled.interpreter.query_bundle_entrypoint(compiled.plan, entrypoint)
-        return result_of(output)
-    except PolicyError:
-        raise
-    except Exception as exc:
-        raise PolicyError(f"policy evaluation failed: {exc}") from exc
-
-
-def result_of(output: Any) -> Any:
-    """The value of the single expression regopy returned, or None when undefined.
-
-    Raises PolicyError when the evaluation failed (a conflict, a builtin error in
-    strict mode): OPA answers those with a 500, never with a decision.
-    """
-    if not output.ok():
-        raise PolicyError(f"policy evaluation failed: {str(output).strip()}")
-    results = output.results
-    if not results:
-        return None
-    expressions = results[0].expressions
-    return expressions[0] if expressions else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sidecar.config import PolicyConfig
@@ -44,12 +44,16 @@ class PolicyEngine(Protocol):
         """The serving bundle's data at ``path``, None when absent; PolicyError when it can't be read."""
 
 
-def create_engine(cfg: PolicyConfig) -> PolicyEngine:
-    """The engine the config names (not yet started)."""
+def create_engine(cfg: PolicyConfig, on_reload: Callable[[bool], None] | None = None) -> PolicyEngine:
+    """The engine the config names (not yet started).
+
+    ``on_reload(ok)`` is called after each reload of the bundle the embedded engine
+    watches (an OPA server loads its bundles itself and reports them in its own metrics).
+    """
     if cfg.engine == "embedded":
         from sidecar.policy.embedded import EmbeddedEngine
 
-        return EmbeddedEngine(cfg)
+        return EmbeddedEngine(cfg, on_reload=on_reload)
     from sidecar.policy.opa import OpaEngine
 
     return OpaEngine(cfg)

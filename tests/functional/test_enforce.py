@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.functional.conftest import ADMIN, BILLING, OWNER, Stack
-from tests.support.paths import POLICIES
+from tests.support.paths import BUNDLE_REVISION, POLICIES
 
 StackFactory = Callable[..., Awaitable[Stack]]
 
@@ -310,7 +310,7 @@ async def test_metrics_count_decisions_and_locks(stack: Stack) -> None:
     assert 'statelock_refused_requests_total{code="bad_request"} 1.0' in text
     assert 'statelock_active_locks{kind="state"} 1.0' in text
     assert "statelock_reads_forwarded_total 1.0" in text
-    assert 'statelock_policy_info{engine="embedded",revision="statelock-policy-2"} 1.0' in text
+    assert f'statelock_policy_info{{engine="embedded",revision="{BUNDLE_REVISION}"}} 1.0' in text
     assert "statelock_decision_seconds_count" in text
 
 

@@ -15,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections import Counter
@@ -295,3 +296,65 @@ async def test_rejected_reload_keeps_the_replica_ready(
     ready = await client.get("/statelock/v1/readyz")
     assert ready.status == 200
     assert (await ready.json())["policy"]["revision"]
+
+
+# NOTE: not a latency check (test_policy_edits_reload_under_load_without_failures is one):
+# a generous bound, since opa build competes with everything else on a busy machine.
+REJECT_WAIT_S = 15.0
+
+
+def reload_metric(text: str, result: str) -> float:
+    """The value of statelock_policy_reloads_total{result=...} in a /metrics page (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(f'statelock_policy_reloads_total{{result="{result}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+BAD_EDITS = [
+    # The package renamed: the configured entry point statelock/authz/decision is gone.
+    pytest.param(lambda text: text.replace("package statelock.authz", "package statelock.authz2", 1),
+                 'entrypoint "statelock/authz/decision" does not refer to a rule or policy decision',
+                 id="entry-point-gone"),
+    # A syntax error: OPA's own file:row: message.
+    pytest.param(lambda text: text.replace("guarded_kinds := {", "guarded_kinds := {{", 1),
+                 "statelock/authz.rego:", id="syntax-error"),
+]
+
+
+@pytest.mark.parametrize(("edit", "opa_says"), BAD_EDITS)
+async def test_a_rejected_reload_shows_opas_message_keeps_the_old_revision_and_counts(
+    stack: Stack, bundle: Path, edit: Callable[[str], str], opa_says: str,
+) -> None:
+    sid = stack.nova.add_server()
+    before = await (await stack.client.get("/metrics")).text()
+    revision = (await (await stack.client.get("/statelock/v1/health")).json())["policy"]["revision"]
+    rego = bundle / "statelock" / "authz.rego"
+    write_atomically(rego, edit(rego.read_text()))
+
+    async def rejected() -> bool:
+        doc = (await (await stack.client.get("/statelock/v1/health")).json())["policy"]
+        return bool(doc["last_error"])
+
+    await wait_until(rejected, REJECT_WAIT_S)
+    policy = (await (await stack.client.get("/statelock/v1/health")).json())["policy"]
+    assert opa_says in policy["last_error"], policy["last_error"]
+    if opa_says.endswith(":"):
+        assert re.search(r"statelock/authz\.rego:\d+: rego_parse_error: ", policy["last_error"])
+    assert policy["revision"] == revision
+    # The old revision still decides (an allowed suspend, a 202 from Nova).
+    assert (await stack.action(sid, {"suspend": None})).status == 202
+    after = await (await stack.client.get("/metrics")).text()
+    assert reload_metric(after, "failure") == reload_metric(before, "failure") + 1
+    assert reload_metric(after, "success") == reload_metric(before, "success")
+
+    # Fixed again: a successful reload, counted as one.
+    write_atomically(rego, (POLICIES / "statelock" / "authz.rego").read_text() + "\n# fixed\n")
+
+    async def recovered() -> bool:
+        doc = (await (await stack.client.get("/statelock/v1/health")).json())["policy"]
+        return doc["last_error"] is None
+
+    await wait_until(recovered, REJECT_WAIT_S)
+    final = await (await stack.client.get("/metrics")).text()
+    assert reload_metric(final, "success") == reload_metric(before, "success") + 1

@@ -11,6 +11,7 @@ import pytest
 from sidecar.config import PolicyConfig
 from sidecar.policy.opa import OpaEngine
 from tests.support.opa_server import OpaServer, opa_server  # noqa: F401
+from tests.support.paths import BUNDLE_REVISION
 from tests.unit.test_policy_replay import LOCKED
 
 pytestmark = pytest.mark.integration
@@ -21,8 +22,8 @@ async def test_opa_replays_its_own_revision_and_reads_bundle_data(opa_server: Op
     await engine.start()
     try:
         current = await engine.decide(LOCKED)
-        assert engine.loaded_revisions() == ("statelock-policy-2",)
-        replayed = await engine.decide_at(LOCKED, "statelock-policy-2")
+        assert engine.loaded_revisions() == (BUNDLE_REVISION,)
+        replayed = await engine.decide_at(LOCKED, BUNDLE_REVISION)
         assert replayed is not None and replayed.allow is current.allow is False
         assert replayed.lock_ids == ("lk-1",)
         assert await engine.decide_at(LOCKED, "statelock-policy-0") is None

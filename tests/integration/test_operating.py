@@ -9,6 +9,7 @@ saying what was drained, and the decision log (with its final checkpoint) verifi
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
 import sys
 import time
@@ -173,3 +174,27 @@ def test_check_config_connect_says_which_components_answered(
     down = _raw(tmp_path)  # the upstream at 127.0.0.1:9 does not answer
     assert main(["check-config", "--connect", str(write_config(tmp_path / "d.yaml", down))]) == 2
     assert "FAIL upstream http://127.0.0.1:9" in capsys.readouterr().out
+
+
+def test_a_bundle_needing_a_builtin_the_engine_lacks_is_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bundle = tmp_path / "bundle"
+    shutil.copytree(POLICIES, bundle, ignore=shutil.ignore_patterns("*_test.rego"))
+    rego = bundle / "statelock" / "authz.rego"
+    rego.write_text(rego.read_text().replace(
+        'guarded_kinds := {"state_change", "delete", "create"}',
+        'guarded_kinds := {"state_change", "delete", "create"} if {\n'
+        '\thttp.send({"method": "GET", "url": "http://127.0.0.1:9"}).status_code == 200\n}', 1))
+    raw = yaml.safe_load((ROOT / "config" / "dev.yaml").read_text())
+    raw["lockstore"]["url"] = f"sqlite:///{tmp_path}/locks.db"
+    raw["audit"]["path"] = str(tmp_path / "decisions.jsonl")
+    raw["policy"]["bundle"] = str(bundle)
+    config = write_config(tmp_path / "c.yaml", raw)
+    capsys.readouterr()
+    for argv in (["check-config", str(config)], ["serve", "--config", str(config)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "does not implement the builtin http.send" in err and "policy.engine: opa" in err, err
+    raw["policy"].update(engine="opa", opa_url="http://127.0.0.1:9")
+    assert main(["check-config", str(write_config(tmp_path / "opa.yaml", raw))]) == 0

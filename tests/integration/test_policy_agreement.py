@@ -1,4 +1,4 @@
-"""The embedded engine (regopy) and a real OPA server decide identically on the same bundle.
+"""The embedded engine (OPA-compiled Wasm) and a real OPA server decide identically on the same bundle.
 
 A hypothesis property test generates over 10,000 policy inputs (subjects and role
 mixes, every action of config/actions.yaml and the lock API, lock kinds, scopes,
@@ -308,7 +308,7 @@ def case(subject: dict[str, Any] | None = None, action: dict[str, Any] | None = 
 OVERRIDE = {"user_id": "oscar", "roles": ["statelock-override"]}
 UNLOCK = {"name": "unlock", "kind": "unlock"}
 
-# Each was a disagreement before the fix named in its id (see sidecar/policy/embedded.py):
+# Each was a disagreement of the earlier engine (regopy, rego-cpp), kept for the Wasm engine:
 # rego-cpp wrote strings into its JSON output unescaped (so the output could not be read and
 # the embedded engine answered 503 where OPA answered 409 or allowed), cut strings at a NUL
 # (so "demo\x00a" == "demo\x00b" and a stranger counted as the lock owner's project), and

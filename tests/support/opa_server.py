@@ -25,8 +25,8 @@ from typing import IO, Any
 
 import pytest
 
-from sidecar.cli.policy import find_opa
 from sidecar.errors import PolicyError
+from sidecar.policy.wasm.compiler import find_opa
 from tests.support.paths import POLICIES, ROOT
 from tests.support.process import free_port, terminate
 

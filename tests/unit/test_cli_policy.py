@@ -1,7 +1,7 @@
 """``statelock policy test`` and ``statelock policy eval`` (sidecar/cli/policy.py).
 
 The commands run through ``add_policy_commands``/``run_policy_command`` exactly as
-``statelock`` wires them, against the real bundle, the real regopy engine and the
+``statelock`` wires them, against the real bundle, the real embedded (Wasm) engine and the
 real ``opa`` binary (and, for ``--opa-url``, a real OPA server).
 """
 
@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from sidecar.cli import policy as cli_policy
 from sidecar.cli.policy import main
+from sidecar.policy.wasm import compiler
 from tests.support.opa_server import opa_binary, running_opa
 from tests.support.paths import POLICIES
 
@@ -84,7 +84,7 @@ def test_policy_test_fails_on_a_failing_rego_test(opa_on_path: str, tmp_path: Pa
 def test_policy_test_without_opa_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
-    monkeypatch.setattr(cli_policy, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(compiler, "REPO_ROOT", tmp_path)
     code, _, err = run(capsys, "test", "--bundle", str(POLICIES))
     assert code == 2
     assert "OPA is not installed" in err and "make opa" in err
@@ -210,7 +210,12 @@ def test_policy_eval_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     shutil.copytree(POLICIES, broken)
     (broken / "statelock" / "authz.rego").write_text("package statelock.authz\n\ndecision := {\n")
     code, _, err = run(capsys, "eval", "--input", doc, "--bundle", str(broken))
-    assert code == 2 and "does not compile" in err
+    assert code == 2 and "does not compile: statelock/authz.rego:4: rego_parse_error: unexpected eof token" in err
+    # A bundle whose package was renamed: OPA's words for the missing entry point.
+    (broken / "statelock" / "authz.rego").write_text(
+        (POLICIES / "statelock" / "authz.rego").read_text().replace("package statelock.authz", "package other", 1))
+    code, _, err = run(capsys, "eval", "--input", doc, "--bundle", str(broken))
+    assert code == 2 and 'entrypoint "statelock/authz/decision" does not refer to a rule' in err
 
 
 def test_policy_eval_against_an_opa_server(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
+from pathlib import Path
 
 from tests.support.paths import ROOT
 
@@ -45,3 +47,30 @@ def test_the_dockerfile_installs_as_make_does() -> None:
     assert "pip install" not in dockerfile.replace("scripts/install.sh", "")
     assert "COPY policies ./policies" in dockerfile and "COPY config ./config" in dockerfile
     assert "USER statelock" in dockerfile
+
+
+def test_opa_is_built_one_way_for_make_and_the_image() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "./scripts/build-opa.sh $(OPA_VERSION) $(TOOLS)" in makefile
+    version = re.search(r"^OPA_VERSION := (v[\d.]+)$", makefile, re.MULTILINE)
+    assert version is not None
+    assert f"RUN /build-opa.sh {version.group(1)} /opt/opa/bin" in dockerfile
+    assert "COPY --from=opa /opt/opa/bin/opa /usr/local/bin/opa" in dockerfile
+
+
+def test_make_run_gets_opa_first() -> None:
+    assert re.search(r"^run: install opa$", (ROOT / "Makefile").read_text(), re.MULTILINE)
+
+
+def test_build_opa_fails_loudly_without_go(tmp_path: Path) -> None:
+    # NOTE: a PATH holding only bash and the coreutils the script uses, so `go` is not found.
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    for tool in ("bash", "mkdir", "dirname"):
+        found = shutil.which(tool)
+        assert found is not None
+        (bindir / tool).symlink_to(found)
+    done = subprocess.run([str(bindir / "bash"), str(SCRIPTS / "build-opa.sh"), "v1.22.2", str(tmp_path / "out")],
+                          capture_output=True, text=True, env={"PATH": str(bindir)})
+    assert done.returncode == 1 and "building OPA needs Go" in done.stderr

@@ -1,4 +1,4 @@
-"""Replay and backtest over the real bundle (regopy): kept revisions, data look-ups, candidate counts."""
+"""Replay and backtest over the real bundle (embedded Wasm engine): kept revisions, data, candidate counts."""
 
 from __future__ import annotations
 

@@ -26,7 +26,8 @@ __all__ = ["OPA_HELP", "OPA_VERSION", "compile_wasm", "find_opa"]
 OPA_VERSION = "1.22.2"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 OPA_HELP = (f"OPA is not installed: run `make opa` (builds OPA v{OPA_VERSION} into .tools/bin with go install), "
-            "put an `opa` binary on PATH, or give --opa PATH")
+            "put an `opa` binary on PATH, or name one (policy.opa_binary in the config, --opa PATH "
+            "on the command line)")
 COMPILE_TIMEOUT_S = 120.0
 
 
@@ -35,7 +36,7 @@ def find_opa(explicit: str | None = None) -> str:
     if explicit:
         if Path(explicit).is_file() and os.access(explicit, os.X_OK):
             return explicit
-        raise PolicyError(f"--opa {explicit}: not an executable file. {OPA_HELP}")
+        raise PolicyError(f"{explicit} is not an executable file. {OPA_HELP}")
     found = shutil.which("opa")
     if found:
         return found
@@ -55,7 +56,10 @@ def _opa_message(stderr: str) -> str:
     lines = [line.rstrip() for line in text.splitlines() if line.strip()]
     # NOTE: OPA follows a type error with the offending expression and a caret; keep the messages.
     kept = [line for line in lines if re.match(r"^\S.*:\d+: ", line) or not line.startswith(("\t", " "))]
-    return "; ".join(kept or lines) or "opa build failed without a message"
+    # NOTE: OPA reports some parse errors twice, the second with a hint appended: keep the longer.
+    unique = [line for i, line in enumerate(kept)
+              if not any(other != line and other.startswith(line) for other in kept[i + 1:])]
+    return "; ".join(dict.fromkeys(unique or lines)) or "opa build failed without a message"
 
 
 def compile_wasm(modules: Mapping[str, str], entrypoints: Sequence[str], *,

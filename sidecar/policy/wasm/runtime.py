@@ -66,7 +66,7 @@ class _RawCall:
     __slots__ = ("_args", "_ctx", "_func", "_size")
 
     def __init__(self, store: wasmtime.Store, func: wasmtime.Func, params: int) -> None:
-        self._ctx = store._context()
+        self._ctx = store._context()  # NOTE: a store's context pointer is fixed for its life
         self._func = ctypes.byref(func._func)
         self._size = max(params, 1)
         self._args = (ffi.wasmtime_val_raw_t * self._size)()
@@ -137,6 +137,7 @@ class WasmPolicy:
         self._json_dump = self._raw(exports, "opa_json_dump", 1)
         self._json_parse = self._raw(exports, "opa_json_parse", 2)
         self._memory_ref = ctypes.byref(self._memory._memory)
+        self._store_ctx = self._store._context()
         self._size = 0
         self._base_addr = 0
         self.entrypoints: dict[str, int] = self._call_json("entrypoints")
@@ -185,7 +186,7 @@ class WasmPolicy:
 
     def _refresh(self) -> int:
         """The memory's current size, re-reading its base address when it changed (it grew)."""
-        size = int(ffi._wasmtime_memory_data_size(self._store._context(), self._memory_ref))
+        size = int(ffi._wasmtime_memory_data_size(self._store_ctx, self._memory_ref))
         if size != self._size:
             self._size = size
             self._base_addr = ctypes.addressof(self._memory.data_ptr(self._store).contents)
@@ -235,7 +236,7 @@ class WasmPolicy:
         _name, fn = self._by_id[builtin_id]
         args = [values.parse(self._string_at(self._value_dump(a)).decode()) for a in arg_addrs]
         ctx = self._ctx
-        if ctx is None:  # NOTE: a builtin called outside evaluate (never by a compiled policy)
+        if ctx is None:  # NOTE: made at the first host call: most evaluations make none
             ctx = self._ctx = EvalContext(now_ns=time.time_ns())
         try:
             result = fn(ctx, *args)
@@ -265,11 +266,14 @@ class WasmPolicy:
     def evaluate_raw(self, entrypoint_id: int, input_json: bytes | None, *, values_out: bool = False) -> bytes:
         """The result set's text (``[{"result": ...}]``, ``[]`` when undefined) for one input.
 
-        ``input_json`` is the input's JSON text, None for no input at all. Raises
+        ``input_json`` is the input's JSON text, None for no input at all. The text is
+        JSON, or with ``values_out`` Rego value text (sets as set literals, which
+        ``values.result_json`` reads back sorted: JSON output lists a set in the
+        module's hash order, not OPA's sorted order). Raises
         PolicyError when the evaluation fails (a conflict, a halting builtin error).
         """
         with self._lock:
-            self._ctx = EvalContext(now_ns=time.time_ns())
+            self._ctx = None
             self._error = None
             heap = self._heap
             addr, length = 0, 0
@@ -280,7 +284,9 @@ class WasmPolicy:
                 result = self._eval(0, entrypoint_id, self._data_addr, addr, length,
                                     heap + length, _FORMAT_VALUE if values_out else _FORMAT_JSON)
                 return self._string_at(result)
-            except (wasmtime.Trap, wasmtime.WasmtimeError, _Aborted, Halt) as exc:
+            except PolicyError:
+                raise
+            except Exception as exc:  # NOTE: a trap, an abort, a Halt, or a bug in a host builtin
                 raise PolicyError(f"policy evaluation failed: {self._error_text(exc)}") from exc
             finally:
                 self._ctx = None
@@ -298,7 +304,7 @@ class WasmPolicy:
             raw = json.dumps(input_doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
             raise PolicyError(f"policy input is not JSON: {exc}") from exc
-        results = json.loads(self.evaluate_raw(entrypoint_id, raw))
+        results = values.result_json(self.evaluate_raw(entrypoint_id, raw, values_out=True))
         if not results:
             return None
         return results[0].get("result")

@@ -19,7 +19,8 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-__all__ = ["BigNumber", "Key", "RegoSet", "ValueSyntaxError", "dump", "parse", "sort_key", "type_name"]
+__all__ = ["BigNumber", "Key", "RegoSet", "ValueSyntaxError", "dump", "parse", "result_json", "sort_key", "to_json",
+           "type_name"]
 
 
 class ValueSyntaxError(ValueError):
@@ -269,3 +270,33 @@ def parse(text: str) -> Any:
     if reader.pos != len(text):
         raise ValueSyntaxError(f"trailing text at {reader.pos} in {text[:80]!r}")
     return value
+
+
+def to_json(value: Any) -> Any:
+    """``value`` as OPA's JSON output shows it: a set as a sorted array, a non-string key as its text."""
+    if isinstance(value, RegoSet):
+        return [to_json(v) for v in value.items]
+    if isinstance(value, list):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else dump(k): to_json(v) for k, v in value.items()}
+    if isinstance(value, BigNumber):
+        return float(value) if math.isfinite(float(value)) else str(value)
+    return value
+
+
+def result_json(text: bytes, loads: Any = json.loads) -> Any:
+    """A result set in value text (``opa_eval`` format 1) as JSON values, sets sorted as OPA sorts them.
+
+    The result set is itself a set (``{{"result": ...}}``, ``set()`` when undefined):
+    ``loads`` reads its members as a JSON array when they are plain JSON (no set, no
+    non-string key), the common case; otherwise the text is parsed as Rego values.
+    """
+    if text == b"set()":
+        return []
+    if text.startswith(b"{") and text.endswith(b"}"):
+        try:
+            return loads(b"[" + text[1:-1] + b"]")
+        except ValueError:
+            pass
+    return to_json(parse(text.decode()))

@@ -100,3 +100,27 @@ def test_a_non_json_input_is_refused() -> None:
     p = policy("x := 1")
     with pytest.raises(PolicyError, match="not JSON"):
         value(p, {"a": float("nan")})
+
+
+# --- found by the differential corpus (tests/integration/test_engine_differential.py) -------------
+
+
+def test_escaped_surrogate_pairs_in_the_input_are_the_characters_they_name() -> None:
+    p = policy("x := [input.s, count(input.s)]")
+    assert json.loads(p.evaluate_raw(p.entrypoint_id("t/x"), rb'{"s": "\ud840\udc00\ud800"}')) == [
+        {"result": ["\U00020000\ufffd", 2]}]
+
+
+def test_a_string_that_is_not_utf8_is_written_as_go_writes_it() -> None:
+    assert value(policy('x := base64.decode("/w==")'), {}) == "\ufffd"
+
+
+def test_a_result_json_cannot_hold_is_an_error() -> None:
+    with pytest.raises(PolicyError, match="not a JSON value"):
+        value(policy('x := to_number(".5")'), {})
+
+
+def test_a_trap_names_its_cause() -> None:
+    p = policy("x := v if {\n\tv := y with input.a as 1\n}\n\ny := input.a")
+    with pytest.raises(PolicyError, match=r"wasm trap: .* in opa\.wasm!"):
+        value(p, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -55,3 +56,55 @@ def test_type_names_are_opas(value: Any, name: str) -> None:
 def test_non_finite_floats_cannot_be_written() -> None:
     with pytest.raises(ValueError):
         values.dump(float("nan"))
+
+
+# --- found by the differential corpus (tests/integration/test_engine_differential.py) -------------
+
+
+def test_objects_sort_before_sets_as_in_opa() -> None:
+    s = RegoSet([RegoSet(["a"]), {"k": 1}, [1], "s"])
+    assert s.items == ["s", [1], {"k": 1}, RegoSet(["a"])]
+
+
+def test_a_decimal_a_float_would_round_stays_text() -> None:
+    assert values.parse("0.1") == 0.1 and isinstance(values.parse("0.1"), float)
+    exact = values.parse("0.1000000000000000000001")
+    assert isinstance(exact, BigNumber) and values.dump(exact) == "0.1000000000000000000001"
+
+
+def test_an_integral_float_beyond_2_53_is_written_as_its_text() -> None:
+    assert values.dump(5.775808911430121e16) == "5.775808911430121e+16"
+    assert values.dump(2.0**52) == "4503599627370496"
+
+
+def test_number_text_keeps_every_number_as_written() -> None:
+    parsed = values.parse("{-0.0: 1, 1e2: [1.0]}", number_text=True)
+    assert list(parsed) == ["-0.0", "1e2"] and parsed["1e2"] == ["1.0"]
+
+
+RESULTS = [
+    (b"set()", []),
+    (b'{{"result": {"b": 1, "a": [1]}}}', [{"result": {"b": 1, "a": [1]}}]),
+    (b'{{"result": {"z", "", null}}}', [{"result": [None, "", "z"]}]),
+    (b'{{"result": {-0.0: 1, 1.0: 2, 5.775808911430121e+16: 3}}}',
+     [{"result": {"-0.0": 1, "1.0": 2, "5.775808911430121e+16": 3}}]),
+    (b'{{"result": {[1]: {2, 1}}}}', [{"result": {"[1]": [1, 2]}}]),
+    (b'{{"result": "\xe7\x80a\xff"}}', [{"result": "\ufffd\ufffda\ufffd"}]),
+    (b'{{"result": {1e400}}}', [{"result": ["1e400"]}]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), RESULTS, ids=[t.decode(errors="replace") for t, _ in RESULTS])
+def test_result_json_is_what_opas_server_answers(text: bytes, expected: Any) -> None:
+    assert values.result_json(text) == expected
+
+
+def test_result_json_keeps_numbers_exact_for_an_exact_reader() -> None:
+    text = b'{{"result": {0.1000000000000000000001, 18446744073709551617}}}'
+    assert values.result_json(text, number=Decimal) == [{"result": [Decimal("0.1000000000000000000001"),
+                                                                    Decimal(2**64 + 1)]}]
+
+
+def test_a_number_json_cannot_hold_is_not_a_result() -> None:
+    with pytest.raises(values.ValueSyntaxError):
+        values.result_json(b'{{"result": .5}}')

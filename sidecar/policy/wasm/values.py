@@ -16,8 +16,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal
 from typing import Any
+
+from sidecar.policy.wasm import jsontext
 
 __all__ = ["BigNumber", "Key", "RegoSet", "ValueSyntaxError", "dump", "parse", "result_json", "sort_key", "to_json",
            "type_name"]
@@ -83,7 +86,8 @@ class RegoSet:
         return f"RegoSet({self.items!r})"
 
 
-_TYPE_ORDER = {type(None): 0, bool: 1, int: 2, float: 2, BigNumber: 2, str: 3, list: 4, RegoSet: 6, dict: 7}
+# NOTE: OPA's order (ast.Compare) puts objects before sets; the rank numbers only need to keep it.
+_TYPE_ORDER = {type(None): 0, bool: 1, int: 2, float: 2, BigNumber: 2, str: 3, list: 4, dict: 5, RegoSet: 6}
 
 
 def type_name(value: Any) -> str:
@@ -112,13 +116,13 @@ def sort_key(value: Any) -> Any:
     if isinstance(value, Key):
         value = value.value
     if isinstance(value, BigNumber):
-        return (2, float(value))
+        return (2, Decimal(value))
     rank = _TYPE_ORDER.get(type(value))
     if rank is None:
         raise TypeError(f"not a Rego value: {type(value).__name__}")
     if rank in (4, 6):
         return (rank, [sort_key(v) for v in value])
-    if rank == 7:
+    if rank == 5:
         return (rank, sorted((sort_key(k), sort_key(v)) for k, v in value.items()))
     return (rank, value)
 
@@ -131,7 +135,9 @@ def _number_text(value: int | float) -> str:
         return str(value)
     if not math.isfinite(value):
         raise ValueError("a Rego number can't be NaN or infinite")
-    if value.is_integer() and abs(value) < 1e21:
+    # NOTE: beyond 2**53 an integral float's exact value (57758089114301208) is not the
+    # number its shortest text names (5.775808911430121e+16): write the text.
+    if value.is_integer() and abs(value) < 2**53:
         return str(int(value))
     return repr(value)
 
@@ -175,15 +181,16 @@ def _number(text: str) -> int | float | BigNumber:
     if match.group(1) is None and match.group(2) is None:
         return int(text)
     as_float = float(text)
-    if not math.isfinite(as_float):
+    if not math.isfinite(as_float) or Decimal(repr(as_float)) != Decimal(text):
         return BigNumber(text)
     return as_float
 
 
 class _Reader:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, number_text: bool = False) -> None:
         self.text = text
         self.pos = 0
+        self.number_text = number_text
 
     def skip(self) -> None:
         self.pos = _WS.match(self.text, self.pos).end()  # type: ignore[union-attr]
@@ -214,7 +221,7 @@ class _Reader:
         if match is None or match.end() == self.pos:
             raise ValueSyntaxError(f"unexpected {self.text[self.pos:self.pos + 10]!r} at {self.pos}")
         self.pos = match.end()
-        return _number(match.group(0))
+        return BigNumber(match.group(0)) if self.number_text else _number(match.group(0))
 
     def _array(self) -> list[Any]:
         self.expect("[")
@@ -262,9 +269,14 @@ def _hashable(key: Any) -> Any:
     return Key(key) if isinstance(key, list | dict | RegoSet) else key
 
 
-def parse(text: str) -> Any:
-    """The value ``text`` (as ``opa_value_dump`` writes it) stands for; ValueSyntaxError if none."""
-    reader = _Reader(text)
+def parse(text: str, *, number_text: bool = False) -> Any:
+    """The value ``text`` (as ``opa_value_dump`` writes it) stands for; ValueSyntaxError if none.
+
+    ``number_text`` reads every number as a ``BigNumber`` holding its text, for a
+    caller that writes the value out again and must not turn ``1.0``, ``-0.0`` or
+    ``1e2`` into another text (an object key keeps its text in OPA's JSON).
+    """
+    reader = _Reader(text, number_text)
     value = reader.value()
     reader.skip()
     if reader.pos != len(text):
@@ -272,31 +284,53 @@ def parse(text: str) -> Any:
     return value
 
 
-def to_json(value: Any) -> Any:
-    """``value`` as OPA's JSON output shows it: a set as a sorted array, a non-string key as its text."""
-    if isinstance(value, RegoSet):
-        return [to_json(v) for v in value.items]
-    if isinstance(value, list):
-        return [to_json(v) for v in value]
-    if isinstance(value, dict):
-        return {k if isinstance(k, str) else dump(k): to_json(v) for k, v in value.items()}
+def _json_number(text: str) -> Any:
+    """A number's text as ``json.loads`` reads it; one a float can't hold at all stays text."""
+    value = _number(text)
     if isinstance(value, BigNumber):
-        return float(value) if math.isfinite(float(value)) else str(value)
+        as_float = float(value)
+        return as_float if math.isfinite(as_float) else str(value)
     return value
 
 
-def result_json(text: bytes, loads: Any = json.loads) -> Any:
+def to_json(value: Any, number: Callable[[str], Any] = _json_number) -> Any:
+    """``value`` as OPA's JSON output shows it: a set as a sorted array, a non-string key as its text.
+
+    A ``BigNumber`` (every number, when parsed with ``number_text``) becomes ``number(text)``.
+    """
+    if isinstance(value, RegoSet):
+        return [to_json(v, number) for v in value.items]
+    if isinstance(value, list):
+        return [to_json(v, number) for v in value]
+    if isinstance(value, dict):
+        return {k if isinstance(k, str) else dump(k): to_json(v, number) for k, v in value.items()}
+    if isinstance(value, BigNumber):
+        return number(str(value))
+    return value
+
+
+def result_json(text: bytes, loads: Callable[[bytes], Any] = json.loads,
+                number: Callable[[str], Any] = _json_number) -> Any:
     """A result set in value text (``opa_eval`` format 1) as JSON values, sets sorted as OPA sorts them.
 
     The result set is itself a set (``{{"result": ...}}``, ``set()`` when undefined):
     ``loads`` reads its members as a JSON array when they are plain JSON (no set, no
-    non-string key), the common case; otherwise the text is parsed as Rego values.
+    non-string key), the common case; otherwise the text is parsed as Rego values,
+    numbers through ``number`` and object keys with their own text (``-0.0``, ``1e2``).
+    A string that is not UTF-8 reads as Go's encoder writes it (``jsontext.utf8_text``).
+    Raises ValueSyntaxError for text that is not a value, such as a number JSON can't
+    hold (``to_number(".5")`` makes one): OPA's server fails on it too.
     """
     if text == b"set()":
         return []
+    try:
+        decoded = text.decode()
+    except UnicodeDecodeError:
+        decoded = jsontext.utf8_text(text)
+        text = decoded.encode()
     if text.startswith(b"{") and text.endswith(b"}"):
         try:
             return loads(b"[" + text[1:-1] + b"]")
         except ValueError:
             pass
-    return to_json(parse(text.decode()))
+    return to_json(parse(decoded, number_text=True), number)

@@ -85,7 +85,7 @@ CASES: tuple[Case, ...] = (
         {"used": fuzz(_INT_OR_FLOAT, 4), "limit": fuzz(_INT_OR_FLOAT, 4)},
         {"requested": fuzz(_INT_OR_FLOAT, 4)}))),
     Case("set_algebra", ("missing", "extra", "common", "everything", "allow", "overlap", "intersection_all",
-                         "union_all"), document(record(optional={
+                         "union_all", "shapes"), document(record(optional={
                              "required": fuzz(_small(fuzz(_ACTIONS))), "granted": fuzz(_small(fuzz(_ACTIONS)))}))),
     Case("comprehensions", ("names", "teams", "by_team", "totals", "expensive", "index"), document(record(
         optional={"items": fuzz(_small(record({"name": fuzz(text), "team": fuzz(_TEAMS)},

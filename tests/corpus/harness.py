@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sidecar.errors import PolicyError
+from sidecar.policy.wasm import values
 from sidecar.policy.wasm.runtime import WasmPolicy
 from tests.support.opa_server import LOOPBACK, OpaServer, run_opa
 
@@ -146,13 +147,20 @@ def _result_verdict(results: Any) -> Verdict:
 
 
 def wasm_verdict(policy: WasmPolicy, entrypoint_id: int, input_json: bytes | None) -> Verdict:
-    """What the embedded engine decides for ``input_json`` (None: no input)."""
+    """What the embedded engine decides for ``input_json`` (None: no input), read as ``evaluate`` reads it.
+
+    ``evaluate`` takes a document and writes it with ``json.dumps``; this gives the
+    module the very text OPA gets, and reads the result with exact numbers.
+    """
     try:
-        raw = policy.evaluate_raw(entrypoint_id, input_json)
+        text = policy.evaluate_raw(entrypoint_id, input_json, values_out=True)
+        results = values.result_json(text, loads=_parse, number=_number)
     except PolicyError as exc:
         # NOTE: the Wasm library aborts with "var assignment conflict"/"object insert conflict".
         return Verdict("error", conflict=exc.message.endswith("conflict"), error=exc.message)
-    return _result_verdict(_parse(raw))
+    except values.ValueSyntaxError as exc:
+        return Verdict("error", error=f"the result is not a JSON value: {exc}")
+    return _result_verdict(results)
 
 
 class OpaRest:

@@ -20,3 +20,5 @@ overlap := count(common) / count(everything)
 intersection_all := intersection({required, granted, {"read", "write"}})
 
 union_all := union({required, granted})
+
+shapes := {required, granted, {"kind": "object"}, ["array"], "string", 1, null}

@@ -7,7 +7,8 @@ their result back through ``dump``, so a set stays a set and a number stays exac
 
 - null, booleans, strings: ``None``, ``bool``, ``str``;
 - numbers: ``int`` when the text is an integer literal (any size), else ``float``,
-  or ``BigNumber`` when a float can't hold the text exactly (OPA keeps the text);
+  or ``BigNumber`` when a float can't hold it at all (``1e400``: OPA keeps the text); a
+  decimal a float rounds is that float, as OPA's builtins read it as a float64;
 - arrays: ``list``; sets: ``RegoSet``; objects: ``dict`` (a composite key is a ``Key``).
 """
 
@@ -31,7 +32,7 @@ class ValueSyntaxError(ValueError):
 
 
 class BigNumber(str):
-    """A number OPA keeps as text because a float would round it (``1e400``, ``0.1000000000000000000001``)."""
+    """A number OPA keeps as text because a float can't hold it (``1e400``), or any number read with ``number_text``."""
 
     __slots__ = ()
 
@@ -181,7 +182,7 @@ def _number(text: str) -> int | float | BigNumber:
     if match.group(1) is None and match.group(2) is None:
         return int(text)
     as_float = float(text)
-    if not math.isfinite(as_float) or Decimal(repr(as_float)) != Decimal(text):
+    if not math.isfinite(as_float):
         return BigNumber(text)
     return as_float
 

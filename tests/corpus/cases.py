@@ -78,7 +78,7 @@ CASES: tuple[Case, ...] = (
         optional={"env": fuzz(_pick("prod", "staging-eu1", "dev-", "PROD", "prod-x_y", "test", "prod\n"), 4),
                   "owner": fuzz(_pick("a@b.io", "a@b", "a b@c.de", "@x.com", "ä@ü.de", "x@y.z"), 4),
                   "billing": fuzz(_pick("CC-1234", "cc-1234", "CC-12345 CC-0000", "CC-12", "x"), 4)}))}))),
-    Case("messages", ("deny", "summary", "header", "value_text"), document(record(optional={
+    Case("messages", ("deny", "summary", "header", "value_text", "value_json"), document(record(optional={
         "user": fuzz(text), "resource": fuzz(text), "actions": fuzz(_small(fuzz(_ACTIONS))),
         "size": fuzz(_INT_OR_FLOAT), "value": anything}))),
     Case("quota", ("allow", "usage_ratio", "remaining", "percent", "headroom", "over_by"), document(record(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -67,7 +68,7 @@ def _multiset(value: Any) -> Any:
     return value
 
 
-_MARSHALLING = frozenset({"corpus/json_audit/line", "corpus/json_audit/encoded"})
+_MARSHALLING = frozenset({"corpus/json_audit/line", "corpus/json_audit/encoded", "corpus/messages/value_json"})
 
 # NOTE: the corpus rules that collect into an array by iterating an input that may be an object.
 _ITERATING = frozenset({"corpus/else_chain/levels", "corpus/comprehensions/names", "corpus/functions/clamped"})
@@ -90,22 +91,35 @@ def _close(a: Any, b: Any) -> bool:
 
 
 def _marshalled(text: str) -> Any:
-    """The document inside a corpus string made by json.marshal ("audit {...}" or its base64)."""
+    """The document inside a corpus string made by json.marshal: itself, "audit <it>", or its base64."""
     value = json.loads(text)
     if not isinstance(value, str):
         return None
     if value.startswith("audit "):
-        return json.loads(value.removeprefix("audit "))
-    return json.loads(base64.b64decode(value))
+        value = value.removeprefix("audit ")
+    elif not value.startswith(("{", "[", '"')) and not value[:1].isdigit():
+        value = base64.b64decode(value).decode()
+    return json.loads(value)
 
 
-def _marshalled_in_another_key_order(path: str, _raw: bytes | None, opa: Verdict, wasm: Verdict) -> bool:
+def _marshalled_alike(path: str, _raw: bytes | None, opa: Verdict, wasm: Verdict) -> bool:
     if path not in _MARSHALLING or opa.kind != "value" or wasm.kind != "value":
         return False
     try:
         return bool(_marshalled(opa.value) == _marshalled(wasm.value))
     except ValueError:
         return False
+
+
+_INT64_AS_FLOAT = re.compile(r"%!f\((?:int64|big\.Int)=(-?[0-9]+)\)")
+_FORMATTING = frozenset({"corpus/messages/deny", "corpus/messages/summary", "corpus/messages/header"})
+
+
+def _integral_result_formatted_as_float(path: str, _raw: bytes | None, opa: Verdict, wasm: Verdict) -> bool:
+    if path not in _FORMATTING or opa.kind != "value" or wasm.kind != "value":
+        return False
+    # NOTE: the float the host formats is the integer's nearest float64, as Go's %.2f would show it.
+    return _INT64_AS_FLOAT.sub(lambda m: f"{float(m.group(1)):.2f}", opa.value) == wasm.value
 
 
 def _rounded_alike(_path: str, _raw: bytes | None, opa: Verdict, wasm: Verdict) -> bool:
@@ -134,8 +148,13 @@ KNOWN: tuple[Divergence, ...] = (
     Divergence("round_beyond_64_bits", "OPA's round() passes an integer through a 64-bit mantissa, so "
                "round(18446744073709551617) is 18446744073709551616 and n == round(n) fails; the library's is exact",
                _only_in(frozenset({"corpus/numbers_big/is_int"}), ("undefined", "value"), ("value", "undefined"))),
-    Divergence("marshal_key_order", "the library's json.marshal writes an object's keys in hash order, OPA's "
-               "in sorted order: the same document, another string", _marshalled_in_another_key_order),
+    Divergence("marshal_text", "the library's json.marshal writes an object's keys in hash order and <, &, >, "
+               "U+2028 as they are; OPA's sorts the keys and escapes those (Go's HTML-safe encoder): the same "
+               "document, another string", _marshalled_alike),
+    Divergence("integral_result_scale", "OPA makes an integral arithmetic result an integer "
+               "(2147483648.0 * 100 / 100 is 2147483648, which sprintf's %.2f shows as %!f(int64=...)); the "
+               "library keeps the decimal's scale, so the host's sprintf gets a float",
+               _integral_result_formatted_as_float),
     Divergence("object_iteration_order", "the library iterates an object's values in hash order, OPA in key order, "
                "so an array collected from an object comes out permuted", _iterated_in_another_order),
     Divergence("float_precision", "OPA rounds arithmetic on non-integers to a 64-bit mantissa; "
@@ -154,7 +173,9 @@ PINNED: tuple[tuple[str, str, str], ...] = (
     ("to_number_text", "numbers_big", '{"n":1,"m":1,"text":"1e400"}'),
     ("to_number_text", "numbers_big", '{"n":1,"m":1,"text":"1_000"}'),
     ("floor_ceil_of_small_negatives", "quota", '{"used":1,"limit":0.5}'),
-    ("marshal_key_order", "json_audit", '{"request":{" ":null,"\\"":null}}'),
+    ("marshal_text", "json_audit", '{"request":{" ":null,"\\"":null}}'),
+    ("marshal_text", "messages", '{"value":"<\u2028>"}'),
+    ("integral_result_scale", "messages", '{"user":"","size":2147483648.0}'),
     ("object_iteration_order", "else_chain", '{"scores":{"":null,"\\\\":[]}}'),
 )
 

@@ -81,6 +81,11 @@ class Engines:
         self._loaded: dict[str, WasmPolicy | UnsupportedBuiltin] = {}
 
     def policy(self, case: Case) -> WasmPolicy:
+        """The compiled policy; fails the test when it is refused for a required builtin, else skips it."""
+        return self._judge(case, self.load(case))
+
+    def load(self, case: Case) -> WasmPolicy | UnsupportedBuiltin:
+        """The policy compiled once, or the refusal of the builtins it needs."""
         if case.name not in self._loaded:
             module = {f"{case.name}.rego": (CORPUS / f"{case.name}.rego").read_text(encoding="utf-8")}
             wasm = compile_wasm(module, [case.entrypoint(rule) for rule in case.rules])
@@ -88,7 +93,9 @@ class Engines:
                 self._loaded[case.name] = WasmPolicy(wasm, {})
             except UnsupportedBuiltin as exc:
                 self._loaded[case.name] = exc
-        loaded = self._loaded[case.name]
+        return self._loaded[case.name]
+
+    def _judge(self, case: Case, loaded: WasmPolicy | UnsupportedBuiltin) -> WasmPolicy:
         if isinstance(loaded, WasmPolicy):
             return loaded
         required = [name for name in loaded.names if required_by_issue(name, self._strings)]
@@ -175,7 +182,10 @@ def test_past_disagreements_agree(name: str, text: str, rest: OpaRest, engines: 
 def test_known_wasm_library_divergences_persist(divergence: str, name: str, text: str, rest: OpaRest,
                                                 engines: Engines) -> None:
     case = BY_NAME[name]
+    loaded = engines.load(case)
+    if isinstance(loaded, UnsupportedBuiltin):
+        pytest.skip(f"{name} is refused ({', '.join(loaded.names)}): the divergence can't be shown yet")
     known: Counter[str] = Counter()
-    lines, _ = disagreements(case, engines.policy(case), rest, text.encode(), known)
+    lines, _ = disagreements(case, loaded, rest, text.encode(), known)
     assert not lines, f"{name} on {text}: a difference that is not the known one:\n  " + "\n  ".join(lines)
     assert not known, f"{name} on {text}: {divergence} is gone; drop it from tests/corpus/upstream.py"

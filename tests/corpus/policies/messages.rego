@@ -16,4 +16,6 @@ summary := concat("; ", sort([m | some m in deny]))
 
 header := concat("", ["[", input.user, "] ", summary])
 
-value_text := sprintf("%v|%s", [input.value, json.marshal(input.value)])
+value_text := sprintf("%v", [input.value])
+
+value_json := json.marshal(input.value)

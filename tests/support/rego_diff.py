@@ -24,6 +24,7 @@ from typing import Any
 from sidecar.errors import PolicyError
 from sidecar.policy.wasm.compiler import compile_wasm
 from sidecar.policy.wasm.runtime import WasmPolicy
+from sidecar.policy.wasm.values import result_json
 from tests.support.opa_server import run_opa
 
 __all__ = ["Outcome", "compare_expressions", "opa_outcome", "wasm_outcome"]
@@ -84,7 +85,7 @@ def wasm_outcome(modules: Mapping[str, str], query_path: str, input_doc: Any = _
     try:
         policy = WasmPolicy(compile_wasm(modules, [query_path]), data or {})
         raw = None if input_doc is _NO_INPUT else json.dumps(input_doc).encode()
-        results = json.loads(policy.evaluate_raw(policy.entrypoint_id(query_path), raw))
+        results = result_json(policy.evaluate_raw(policy.entrypoint_id(query_path), raw, values_out=True))
     except PolicyError as exc:
         return Outcome("error", error=exc.message)
     if not results:

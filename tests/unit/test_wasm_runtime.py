@@ -102,6 +102,12 @@ def test_a_non_json_input_is_refused() -> None:
         value(p, {"a": float("nan")})
 
 
+def test_a_module_with_more_constants_than_its_declared_memory_loads() -> None:
+    rules = "\n".join(f'r{i} := "{"x" * 200}-{i}"' for i in range(1500))
+    p = policy(rules + "\n\nx := count([r0, r1499])")
+    assert value(p, {}) == 2
+
+
 # --- found by the differential corpus (tests/integration/test_engine_differential.py) -------------
 
 

@@ -119,7 +119,7 @@ class WasmPolicy:
         self._lock = threading.Lock()
         self._ctx: EvalContext | None = None
         self._error: BaseException | None = None
-        self._memory = self._make_memory(module)
+        self._memory = self._make_memory(module, len(wasm))
         linker = wasmtime.Linker(engine)
         linker.define(self._store, "env", "memory", self._memory)
         self._define_imports(linker)
@@ -152,10 +152,12 @@ class WasmPolicy:
 
     # --- set-up ---------------------------------------------------------------------
 
-    def _make_memory(self, module: wasmtime.Module) -> wasmtime.Memory:
+    def _make_memory(self, module: wasmtime.Module, wasm_size: int) -> wasmtime.Memory:
         for imp in module.imports:
             if imp.module == "env" and imp.name == "memory" and isinstance(imp.type, wasmtime.MemoryType):
-                minimum = imp.type.limits.min
+                # NOTE: the module's data segments (its string constants) are laid out past the
+                # declared minimum when the policy is large, so start with room for all of them.
+                minimum = imp.type.limits.min + (wasm_size + 65535) // 65536
                 return wasmtime.Memory(self._store, wasmtime.MemoryType(wasmtime.Limits(minimum, None)))
         raise PolicyError("the compiled policy does not import env.memory: not an OPA Wasm module")
 

@@ -6,9 +6,10 @@ the same text back. Host builtins get their arguments through ``parse`` and hand
 their result back through ``dump``, so a set stays a set and a number stays exact:
 
 - null, booleans, strings: ``None``, ``bool``, ``str``;
-- numbers: ``int`` when the text is an integer literal (any size), else ``float``,
-  or ``BigNumber`` when a float can't hold it at all (``1e400``: OPA keeps the text); a
-  decimal a float rounds is that float, as OPA's builtins read it as a float64;
+- numbers: ``int`` when the text is an integer literal (any size), else ``Number``
+  (a ``float`` that keeps the text it was written as, as OPA keeps ``1.50`` and
+  ``1e3``; ``Number.text``, ``Number.exact()``), or ``BigNumber`` when the text
+  is beyond a float's range;
 - arrays: ``list``; sets: ``RegoSet``; objects: ``dict`` (a composite key is a ``Key``).
 """
 
@@ -23,8 +24,8 @@ from typing import Any
 
 from sidecar.policy.wasm import jsontext
 
-__all__ = ["BigNumber", "Key", "RegoSet", "ValueSyntaxError", "dump", "parse", "result_json", "sort_key", "to_json",
-           "type_name"]
+__all__ = ["BigNumber", "Key", "Number", "RegoSet", "ValueSyntaxError", "dump", "parse", "result_json",
+           "sort_key", "to_json", "type_name"]
 
 
 class ValueSyntaxError(ValueError):
@@ -32,9 +33,28 @@ class ValueSyntaxError(ValueError):
 
 
 class BigNumber(str):
-    """A number OPA keeps as text because a float can't hold it (``1e400``), or any number read with ``number_text``."""
+    """A number OPA keeps as text because a float can't hold it (``1e400``)."""
 
     __slots__ = ()
+
+
+class Number(float):
+    """A non-integer number literal: its float value, and the text OPA keeps for it."""
+
+    __slots__ = ("text",)
+    text: str
+
+    def __new__(cls, text: str) -> Number:
+        number = super().__new__(cls, text)
+        number.text = text
+        return number
+
+    def exact(self) -> Decimal:
+        """The number exactly as written (``1234567890123456789.0`` keeps every digit)."""
+        return Decimal(self.text)
+
+    def __repr__(self) -> str:
+        return f"Number({self.text})"
 
 
 class Key:
@@ -62,10 +82,10 @@ class RegoSet:
     __slots__ = ("items",)
 
     def __init__(self, items: Iterable[Any] = ()) -> None:
-        unique: dict[str, Any] = {}
+        unique: dict[Any, Any] = {}
         for item in items:
-            unique.setdefault(dump(item), item)
-        self.items: list[Any] = sorted(unique.values(), key=sort_key)
+            unique.setdefault(sort_key(item), item)
+        self.items: list[Any] = [unique[k] for k in sorted(unique)]
 
     def __iter__(self) -> Iterator[Any]:
         return iter(self.items)
@@ -74,21 +94,22 @@ class RegoSet:
         return len(self.items)
 
     def __contains__(self, item: object) -> bool:
-        text = dump(item)
-        return any(dump(x) == text for x in self.items)
+        key = sort_key(item)
+        return any(sort_key(x) == key for x in self.items)
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RegoSet) and [dump(x) for x in self.items] == [dump(x) for x in other.items]
+        return isinstance(other, RegoSet) and [sort_key(x) for x in self.items] == [sort_key(x) for x in other.items]
 
     def __hash__(self) -> int:
-        return hash(dump(self))
+        return hash(sort_key(self))
 
     def __repr__(self) -> str:
         return f"RegoSet({self.items!r})"
 
 
 # NOTE: OPA's order (ast.Compare) puts objects before sets; the rank numbers only need to keep it.
-_TYPE_ORDER = {type(None): 0, bool: 1, int: 2, float: 2, BigNumber: 2, str: 3, list: 4, dict: 5, RegoSet: 6}
+_TYPE_ORDER = {type(None): 0, bool: 1, int: 2, float: 2, Number: 2, BigNumber: 2, str: 3, list: 4, dict: 5,
+               RegoSet: 6}
 
 
 def type_name(value: Any) -> str:
@@ -112,19 +133,26 @@ def type_name(value: Any) -> str:
     raise TypeError(f"not a Rego value: {type(value).__name__}")
 
 
-def sort_key(value: Any) -> Any:
-    """Rego's total order: null < boolean < number < string < array < set < object."""
+def sort_key(value: Any) -> tuple[Any, ...]:
+    """Rego's total order (null < boolean < number < string < array < set < object), as a hashable key.
+
+    Equal keys mean equal Rego values: ``1`` and ``1.0`` are one number.
+    """
     if isinstance(value, Key):
         value = value.value
     if isinstance(value, BigNumber):
         return (2, Decimal(value))
+    if isinstance(value, Number):
+        return (2, value.exact())
     rank = _TYPE_ORDER.get(type(value))
     if rank is None:
         raise TypeError(f"not a Rego value: {type(value).__name__}")
     if rank in (4, 6):
-        return (rank, [sort_key(v) for v in value])
+        return (rank, tuple(sort_key(v) for v in value))
     if rank == 5:
-        return (rank, sorted((sort_key(k), sort_key(v)) for k, v in value.items()))
+        return (rank, tuple(sorted((sort_key(k), sort_key(v)) for k, v in value.items())))
+    if rank == 1:
+        return (rank, bool(value))
     return (rank, value)
 
 
@@ -153,6 +181,8 @@ def dump(value: Any) -> str:
         return "false"
     if isinstance(value, BigNumber):
         return str(value)
+    if isinstance(value, Number):
+        return value.text
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, int | float):
@@ -175,23 +205,21 @@ _WS = re.compile(r"[ \t\n\r]*")
 _decoder = json.JSONDecoder()
 
 
-def _number(text: str) -> int | float | BigNumber:
+def _number(text: str) -> int | Number | BigNumber:
     match = _NUMBER.fullmatch(text)
     if match is None:
         raise ValueSyntaxError(f"not a number: {text!r}")
     if match.group(1) is None and match.group(2) is None:
         return int(text)
-    as_float = float(text)
-    if not math.isfinite(as_float):
+    if not math.isfinite(float(text)):
         return BigNumber(text)
-    return as_float
+    return Number(text)
 
 
 class _Reader:
-    def __init__(self, text: str, number_text: bool = False) -> None:
+    def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
-        self.number_text = number_text
 
     def skip(self) -> None:
         self.pos = _WS.match(self.text, self.pos).end()  # type: ignore[union-attr]
@@ -222,7 +250,7 @@ class _Reader:
         if match is None or match.end() == self.pos:
             raise ValueSyntaxError(f"unexpected {self.text[self.pos:self.pos + 10]!r} at {self.pos}")
         self.pos = match.end()
-        return BigNumber(match.group(0)) if self.number_text else _number(match.group(0))
+        return _number(match.group(0))
 
     def _array(self) -> list[Any]:
         self.expect("[")
@@ -267,17 +295,13 @@ class _Reader:
 
 
 def _hashable(key: Any) -> Any:
-    return Key(key) if isinstance(key, list | dict | RegoSet) else key
+    # NOTE: a boolean key is wrapped too: Python's True == 1 would merge {1: "a", true: "b"}.
+    return Key(key) if isinstance(key, list | dict | RegoSet | bool) else key
 
 
-def parse(text: str, *, number_text: bool = False) -> Any:
-    """The value ``text`` (as ``opa_value_dump`` writes it) stands for; ValueSyntaxError if none.
-
-    ``number_text`` reads every number as a ``BigNumber`` holding its text, for a
-    caller that writes the value out again and must not turn ``1.0``, ``-0.0`` or
-    ``1e2`` into another text (an object key keeps its text in OPA's JSON).
-    """
-    reader = _Reader(text, number_text)
+def parse(text: str) -> Any:
+    """The value ``text`` (as ``opa_value_dump`` writes it) stands for; ValueSyntaxError if none."""
+    reader = _Reader(text)
     value = reader.value()
     reader.skip()
     if reader.pos != len(text):
@@ -285,19 +309,14 @@ def parse(text: str, *, number_text: bool = False) -> Any:
     return value
 
 
-def _json_number(text: str) -> Any:
-    """A number's text as ``json.loads`` reads it; one a float can't hold at all stays text."""
-    value = _number(text)
-    if isinstance(value, BigNumber):
-        as_float = float(value)
-        return as_float if math.isfinite(as_float) else str(value)
-    return value
+def _float(text: str) -> float:
+    return float(text)  # NOTE: as json.loads reads OPA's output (1e400 becomes inf there too)
 
 
-def to_json(value: Any, number: Callable[[str], Any] = _json_number) -> Any:
+def to_json(value: Any, number: Callable[[str], Any] = _float) -> Any:
     """``value`` as OPA's JSON output shows it: a set as a sorted array, a non-string key as its text.
 
-    A ``BigNumber`` (every number, when parsed with ``number_text``) becomes ``number(text)``.
+    A non-integer number becomes ``number(its text)``.
     """
     if isinstance(value, RegoSet):
         return [to_json(v, number) for v in value.items]
@@ -305,22 +324,21 @@ def to_json(value: Any, number: Callable[[str], Any] = _json_number) -> Any:
         return [to_json(v, number) for v in value]
     if isinstance(value, dict):
         return {k if isinstance(k, str) else dump(k): to_json(v, number) for k, v in value.items()}
-    if isinstance(value, BigNumber):
-        return number(str(value))
+    if isinstance(value, BigNumber | Number):
+        return number(dump(value))
     return value
 
 
-def result_json(text: bytes, loads: Callable[[bytes], Any] = json.loads,
-                number: Callable[[str], Any] = _json_number) -> Any:
+def result_json(text: bytes, loads: Callable[[bytes], Any] = json.loads, number: Callable[[str], Any] = _float) -> Any:
     """A result set in value text (``opa_eval`` format 1) as JSON values, sets sorted as OPA sorts them.
 
     The result set is itself a set (``{{"result": ...}}``, ``set()`` when undefined):
     ``loads`` reads its members as a JSON array when they are plain JSON (no set, no
     non-string key), the common case; otherwise the text is parsed as Rego values,
-    numbers through ``number`` and object keys with their own text (``-0.0``, ``1e2``).
-    A string that is not UTF-8 reads as Go's encoder writes it (``jsontext.utf8_text``).
-    Raises ValueSyntaxError for text that is not a value, such as a number JSON can't
-    hold (``to_number(".5")`` makes one): OPA's server fails on it too.
+    non-integers through ``number``. A string that is not UTF-8 reads as Go's encoder
+    writes it (``jsontext.utf8_text``). Raises ValueSyntaxError for text that is not
+    a value, such as a number JSON can't hold (``to_number(".5")`` makes one): OPA's
+    server fails on it too.
     """
     if text == b"set()":
         return []
@@ -334,4 +352,4 @@ def result_json(text: bytes, loads: Callable[[bytes], Any] = json.loads,
             return loads(b"[" + text[1:-1] + b"]")
         except ValueError:
             pass
-    return to_json(parse(decoded, number_text=True), number)
+    return to_json(parse(decoded), number)

@@ -87,6 +87,12 @@ def test_an_integral_float_beyond_2_53_is_written_as_its_text() -> None:
     assert values.dump(2.0**52) == "4503599627370496"
 
 
+def test_minus_zero_is_zero_written_as_minus_zero() -> None:
+    zero = values.parse("-0")
+    assert zero == 0 and values.dump(zero) == "-0" and values.dump([zero, 0]) == "[-0,0]"
+    assert RegoSet([zero, 0]).items == [zero] and values.sort_key(zero) == values.sort_key(0)
+
+
 def test_number_keys_keep_their_text() -> None:
     parsed = values.parse("{-0.0: 1, 1e2: [1.0]}")
     assert [values.dump(k) for k in parsed] == ["-0.0", "1e2"]

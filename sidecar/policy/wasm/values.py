@@ -24,7 +24,7 @@ from typing import Any
 
 from sidecar.policy.wasm import jsontext
 
-__all__ = ["BigNumber", "Key", "Number", "RegoSet", "ValueSyntaxError", "dump", "parse", "result_json",
+__all__ = ["BigNumber", "Key", "NegativeZero", "Number", "RegoSet", "ValueSyntaxError", "dump", "parse", "result_json",
            "sort_key", "to_json", "type_name"]
 
 
@@ -55,6 +55,18 @@ class Number(float):
 
     def __repr__(self) -> str:
         return f"Number({self.text})"
+
+
+class NegativeZero(int):
+    """The integer literal ``-0``: zero, whose text OPA keeps (``sprintf("%v", [[-0]])`` is ``[-0]``)."""
+
+    __slots__ = ()
+
+    def __new__(cls) -> NegativeZero:
+        return super().__new__(cls, 0)
+
+    def __repr__(self) -> str:
+        return "NegativeZero()"
 
 
 class Key:
@@ -108,8 +120,8 @@ class RegoSet:
 
 
 # NOTE: OPA's order (ast.Compare) puts objects before sets; the rank numbers only need to keep it.
-_TYPE_ORDER = {type(None): 0, bool: 1, int: 2, float: 2, Number: 2, BigNumber: 2, str: 3, list: 4, dict: 5,
-               RegoSet: 6}
+_TYPE_ORDER = {type(None): 0, bool: 1, int: 2, NegativeZero: 2, float: 2, Number: 2, BigNumber: 2, str: 3,
+               list: 4, dict: 5, RegoSet: 6}
 
 
 def type_name(value: Any) -> str:
@@ -183,6 +195,8 @@ def dump(value: Any) -> str:
         return str(value)
     if isinstance(value, Number):
         return value.text
+    if isinstance(value, NegativeZero):
+        return "-0"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, int | float):
@@ -210,7 +224,7 @@ def _number(text: str) -> int | Number | BigNumber:
     if match is None:
         raise ValueSyntaxError(f"not a number: {text!r}")
     if match.group(1) is None and match.group(2) is None:
-        return int(text)
+        return NegativeZero() if text == "-0" else int(text)
     if not math.isfinite(float(text)):
         return BigNumber(text)
     return Number(text)

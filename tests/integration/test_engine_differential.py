@@ -3,8 +3,9 @@
 Every policy of ``tests/corpus/policies`` (its own package ``corpus.<name>``) is
 compiled once for Wasm, and one ``opa run --server`` serves them all. For each
 policy, hypothesis generates EXAMPLES inputs (derandomized: CI sees the same ones)
-and every rule the corpus names is decided by ``WasmPolicy.evaluate_raw`` and by
-OPA's ``POST /v1/data/corpus/<name>/<rule>`` from the same input text. The two must
+and every rule the corpus names is decided by ``WasmPolicy.evaluate_raw`` (its value
+text read by ``values.result_json``, as ``evaluate`` reads it) and by OPA's
+``POST /v1/data/corpus/<name>/<rule>``, from the same input text. The two must
 give the same value (numbers compared exactly), both be undefined, or both fail,
 and a conflict in one must be a conflict in the other.
 

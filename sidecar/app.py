@@ -35,13 +35,14 @@ from sidecar.handlers.boundary import error_boundary
 from sidecar.handlers.lifecycle import STATE, ServerState, count_in_flight
 from sidecar.identity import HeaderIdentifier, Identifier
 from sidecar.lockops import LockService
-from sidecar.locks.factory import open_lock_store
+from sidecar.locks.factory import SQLITE_SCHEME, open_lock_store
 from sidecar.locks.store import LockStore
 from sidecar.lockview import LockView
 from sidecar.metrics import Metrics
 from sidecar.pipeline import Pipeline, Stages
 from sidecar.policy.engine import create_engine
 from sidecar.recorder import Recorder
+from sidecar.workers import WorkerInfo
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +75,23 @@ def create_backend(cfg: Config, identifier: Identifier) -> Backend:
     return DriverBackend(cfg.backend, cfg.identity.admin_role)
 
 
-def create_guard(cfg: Config, store: LockStore) -> Guard:
-    """The guard the store supplies: advisory locks on PostgreSQL (replicas), else in-process."""
+def create_guard(cfg: Config, store: LockStore, stack: contextlib.ExitStack) -> Guard:
+    """The guard: advisory locks on PostgreSQL (replicas); with SQLite in-process, or across workers.
+
+    SQLite with ``server.workers > 1``: a ``FileGuard`` on ``<db>-guard``, opened here
+    and closed by ``stack``; LockStoreError if its file can't be opened.
+    """
     if cfg.lockstore.guard == "none":
         log.warning("lockstore.guard is 'none': actions are NOT ordered against lock changes (tests only)")
         return NoGuard()
+    if cfg.server.workers > 1 and cfg.lockstore.url.startswith(SQLITE_SCHEME):
+        from sidecar.locks.file_guard import FileGuard, guard_file
+        from sidecar.locks.sqlite import sqlite_path
+
+        guard = FileGuard(guard_file(sqlite_path(cfg.lockstore.url)), cfg.lockstore.guard_timeout_s)
+        guard.open()
+        stack.callback(guard.close)
+        return guard
     return store.guard(cfg.lockstore.guard_timeout_s)
 
 
@@ -192,7 +205,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         recorder = Recorder(audit, lambda: engine.revision, app[keys.METRICS], mode=cfg.mode,
                             on_failure=cfg.audit.on_failure, redact_paths=cfg.audit.redact_paths)
         decider = Decider(engine, recorder)
-        guard = create_guard(cfg, store)
+        guard = create_guard(cfg, store, stack.enter_context(contextlib.ExitStack()))
         locks = LockService(backend.ops, store, decider, recorder, guard)
         app[keys.RECORDER], app[keys.LOCKS] = recorder, locks
         app[keys.PIPELINE] = _pipeline(cfg, app, backend, guard, recorder, decider, locks)
@@ -204,14 +217,18 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def create_app(cfg: Config) -> web.Application:
-    """The Statelock application for a validated Config."""
+def create_app(cfg: Config, worker: WorkerInfo | None = None) -> web.Application:
+    """The Statelock application for a validated Config, served by ``worker`` (default: the only one).
+
+    A worker k > 1 of ``server.workers`` is given ``workers.worker_config(cfg, k)``.
+    """
     app = web.Application(client_max_size=cfg.limits.max_body_bytes,
                           handler_args=nova.server_settings(cfg.limits),
                           middlewares=[count_in_flight, error_boundary])
     app[STATE] = ServerState()
     nova.add_limits(app)
     app[keys.CONFIG] = cfg
+    app[keys.WORKER] = worker or WorkerInfo()
     app[keys.METRICS] = Metrics()
     app.cleanup_ctx.append(_components)
     ops.add_routes(app)

@@ -16,6 +16,7 @@ from sidecar.metrics import Metrics
 from sidecar.pipeline import Pipeline
 from sidecar.policy.engine import PolicyEngine
 from sidecar.recorder import Recorder
+from sidecar.workers import WorkerInfo
 
 CONFIG = web.AppKey("config", Config)
 PIPELINE = web.AppKey("pipeline", Pipeline)
@@ -29,3 +30,4 @@ METRICS = web.AppKey("metrics", Metrics)
 SHIPPER = web.AppKey("shipper", DecisionShipper)
 BACKEND: web.AppKey[Backend] = web.AppKey("backend")
 DECISIONS: web.AppKey[DecisionSource] = web.AppKey("decisions")
+WORKER = web.AppKey("worker", WorkerInfo)

@@ -19,13 +19,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from sidecar.audit.checkpoint import CheckpointLine, read_checkpoints
 from sidecar.audit.checkpoint_verify import CheckpointReport, covered_seqs, verify_checkpoints
-from sidecar.audit.files import active_path, checkpoints_path, default_key_path
+from sidecar.audit.files import active_path, checkpoints_path, default_key_path, log_files
 from sidecar.audit.query import FILTER_KEYS, OUTCOMES, filters_from_mapping, query_records, record_instance
 from sidecar.audit.signing import key_id, load_public, public_pem
 from sidecar.audit.verify import VerifyResult, verify_files
 from sidecar.cli.common import command_group, group_usage
 from sidecar.config import load_config
 from sidecar.errors import AuditError
+from sidecar.workers import worker_chains
 
 AUDIT_EPILOG = """\
 examples:
@@ -52,6 +53,9 @@ truncated, with the number of records missing. The key is the signing key beside
 log (FILE-signing.key) or, on a machine without it, the public key given with
 --public-key (print it with: statelock audit public-key).
 
+With server.workers > 1 each worker writes its own chain (FILE, FILE-w2, ... before
+the suffix: decisions-w2.jsonl); --config CONFIG verifies every one of them in turn.
+
 Exit status: 0 if the chain and the checkpoints are intact, 1 naming the first bad
 record and every bad checkpoint (file, line, seq, reason), 2 if a file can't be read
 or the arguments are wrong.
@@ -61,6 +65,7 @@ VERIFY_EPILOG = """\
 examples:
   statelock audit verify /var/lib/statelock/decisions.jsonl
   statelock audit verify decisions.jsonl.* decisions.jsonl
+  statelock audit verify --config /etc/statelock/statelock.yaml              # every worker's chain
   statelock audit verify --partial decisions.jsonl.000042 decisions.jsonl   # older files removed
   statelock audit verify --public-key statelock-audit.pub --checkpoints copy/decisions.jsonl-checkpoints \
       copy/decisions.jsonl.* copy/decisions.jsonl                              # offline, public key only
@@ -101,7 +106,10 @@ def add_audit_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     verify = sub.add_parser("verify", help="check the hash chain; exit 1 naming the first bad record",
                             description=VERIFY_DESCRIPTION, epilog=VERIFY_EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-    verify.add_argument("files", nargs="+", metavar="FILE", help="log files, oldest first")
+    verify.add_argument("files", nargs="*", metavar="FILE", help="log files, oldest first")
+    verify.add_argument("--config", "-c", metavar="CONFIG",
+                        help="verify every chain the config's audit.path has (each worker's, with its "
+                             "rotated files and checkpoints) instead of FILEs")
     verify.add_argument("--partial", action="store_true",
                         help="the first file is not the log's first (older rotated files were removed "
                              "on purpose): take its first record's link on trust")
@@ -157,6 +165,30 @@ def run_audit_command(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if (args.config is None) == (not args.files):
+        return _usage("verify: give the FILEs of one chain, or --config CONFIG for all of them (one of these)")
+    if args.config is not None:
+        return _verify_config(args)
+    return _verify_chain(args)
+
+
+def _verify_config(args: argparse.Namespace) -> int:
+    """Verify each worker chain of the config's ``audit.path`` in turn; the worst status."""
+    cfg = load_config(args.config)
+    worst = 0
+    for chain in worker_chains(cfg.audit.path, cfg.server.workers):
+        files = [str(f) for f in log_files(chain)]
+        if not files:
+            print(f"chain {chain}: no files (this worker has not written yet)")
+            continue
+        print(f"chain {chain}:")
+        one = argparse.Namespace(**{**vars(args), "files": files, "checkpoints": None,
+                                    "signing_key": args.signing_key or cfg.audit.signing_key})
+        worst = max(worst, _verify_chain(one))
+    return worst
+
+
+def _verify_chain(args: argparse.Namespace) -> int:
     active = active_path(args.files[-1])
     cp_path = args.checkpoints or str(checkpoints_path(active))
     lines: list[CheckpointLine] = []

@@ -56,6 +56,10 @@ def _parser() -> argparse.ArgumentParser:
                                      "(busy port, certificate, directory), 2 for an invalid config.")
     run.add_argument("--config", "-c", required=True, metavar="FILE",
                      help="YAML config file (see config/*.yaml)")
+    # NOTE: how the supervisor of server.workers starts each worker; not for operators.
+    run.add_argument("--worker", type=int, default=0, help=argparse.SUPPRESS)
+    run.add_argument("--ready-fd", type=int, default=None, help=argparse.SUPPRESS)
+    run.add_argument("--lifeline-fd", type=int, default=None, help=argparse.SUPPRESS)
 
     check = sub.add_parser("check-config", help="validate a config file and print the result",
                            description="Validate a config file exactly as `serve` does (drivers "
@@ -97,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.command == "serve":
-            return serve(args.config)
+            return serve(args.config, args.worker, args.ready_fd, args.lifeline_fd)
         if args.command == "check-config":
             return check(args.file, args.explain, args.connect, markdown=args.markdown)
         if args.command == "policy":

@@ -9,6 +9,11 @@ notice), then the listener closes, requests in flight get ``shutdown_timeout_s``
 finish, the components close (the decision log flushed), and one line says what was
 drained; the exit status is 0.
 
+With ``server.workers`` > 1 the same command is a supervisor instead
+(``sidecar.cli.supervisor``), which starts ``serve --worker K`` processes; each binds
+the port with SO_REUSEPORT, reports on its ready pipe once it listens, and stops
+(draining as above) when the supervisor's lifeline pipe closes.
+
 Exit status: 0 stopped cleanly; 1 the machine refused (a busy port, a certificate,
 a directory, a component that could not open); 2 the configuration is invalid.
 """
@@ -22,58 +27,93 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 
 from sidecar import __version__
+from sidecar.cli.listen import bind_socket
 from sidecar.config import Config, explain, load_config
 from sidecar.errors import SidecarError, StartupError
 from sidecar.locks.model import redact_url
 from sidecar.preflight import check_connections, check_offline
+from sidecar.workers import WorkerInfo, worker_config
 
 log = logging.getLogger("sidecar.serve")
 
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf'
 
 
-def serve(path: str) -> int:
-    """Run Statelock on the config at ``path`` until SIGTERM/SIGINT; the exit status."""
+def serve(path: str, worker: int = 0, ready_fd: int | None = None, lifeline_fd: int | None = None) -> int:
+    """Run Statelock on the config at ``path`` until SIGTERM/SIGINT; the exit status.
+
+    ``worker`` 0: the command as an operator runs it (a supervisor when
+    ``server.workers`` > 1). ``worker`` K >= 1: worker K of a supervisor, with the
+    ready and lifeline pipes it was handed.
+    """
     cfg = load_config(path)
+    if cfg.server.workers > 1 and not worker:
+        from sidecar.cli.supervisor import supervise
+
+        return supervise(path, cfg)
+    if worker:
+        cfg = worker_config(cfg, worker)
+        _name_worker_in_log(worker)
     tls = check_offline(cfg)
+    info = WorkerInfo(max(worker, 1), cfg.server.workers, os.getpid())
     try:
-        sock = _bind(cfg)
+        sock = bind_socket(cfg, reuse_port=bool(worker))
     except StartupError as exc:
         log.error("%s", exc.message)
         return 1
     try:
-        return asyncio.run(_run(cfg, sock, tls))
+        return asyncio.run(_run(cfg, sock, tls, info, ready_fd, lifeline_fd))
     except SidecarError as exc:
         log.error("statelock could not start: %s: %s", exc.code, exc.message)
         return 1
 
 
-def _bind(cfg: Config) -> socket.socket:
-    family = socket.AF_INET6 if ":" in cfg.listen_host else socket.AF_INET
+def _name_worker_in_log(worker: int) -> None:
+    """Put ``w<K>`` into every line this worker logs, so one stream tells the workers apart."""
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s w{worker} %(name)s: %(message)s"))
+
+
+def _tell_ready(ready_fd: int | None) -> None:
+    """Tell the supervisor (if any) that this worker listens: one byte on its ready pipe."""
+    if ready_fd is None:
+        return
     try:
-        sock = socket.create_server((cfg.listen_host, cfg.listen_port), family=family, backlog=1024,
-                                    reuse_port=False)
-    except OSError as exc:
-        hint = ""
-        if exc.errno == 98:
-            hint = " (another Statelock or nova-api? change `listen` or set STATELOCK_LISTEN)"
-        elif exc.errno == 13:
-            hint = " (ports below 1024 need root or CAP_NET_BIND_SERVICE)"
-        why = os.strerror(exc.errno) if exc.errno else str(exc)
-        raise StartupError(f"cannot listen on {cfg.listen}: {why}{hint}") from exc
-    sock.setblocking(False)
-    return sock
+        os.write(ready_fd, b"r")
+        os.close(ready_fd)
+    except OSError:
+        log.warning("the supervisor's ready pipe is gone")
 
 
-async def _run(cfg: Config, sock: socket.socket, tls: ssl.SSLContext | None) -> int:
+def _watch_lifeline(loop: asyncio.AbstractEventLoop, lifeline_fd: int | None, stop: Callable[[str], None]) -> None:
+    """Stop (as on SIGTERM) once the supervisor's end of the lifeline pipe closes: it is gone."""
+    if lifeline_fd is None:
+        return
+
+    def readable() -> None:
+        try:
+            data = os.read(lifeline_fd, 64)
+        except OSError:
+            data = b""
+        if not data:
+            loop.remove_reader(lifeline_fd)
+            os.close(lifeline_fd)
+            stop("supervisor gone")
+
+    loop.add_reader(lifeline_fd, readable)
+
+
+async def _run(cfg: Config, sock: socket.socket, tls: ssl.SSLContext | None, worker: WorkerInfo,
+               ready_fd: int | None = None, lifeline_fd: int | None = None) -> int:
     from aiohttp import web
 
     from sidecar.app import create_app
     from sidecar.handlers.lifecycle import STATE
 
-    app = create_app(cfg)
+    app = create_app(cfg, worker)
     runner = web.AppRunner(app, handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
                            shutdown_timeout=cfg.shutdown_timeout_s)
     try:
@@ -85,18 +125,21 @@ async def _run(cfg: Config, sock: socket.socket, tls: ssl.SSLContext | None) -> 
     loop = asyncio.get_running_loop()
     received: list[str] = []
 
-    def on_signal(sig: signal.Signals) -> None:
-        received.append(sig.name)
+    def on_stop(why: str) -> None:
+        received.append(why)
         stop.set()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, on_signal, sig)
+        loop.add_signal_handler(sig, on_stop, sig.name)
+    _watch_lifeline(loop, lifeline_fd, on_stop)
     in_flight = 0
     try:
         site = web.SockSite(runner, sock, ssl_context=tls)
         await site.start()
         scheme = "https" if tls else "http"
-        log.info("statelock %s listening on %s://%s", __version__, scheme, cfg.listen)
+        of = f" (worker {worker.index} of {worker.count})" if worker.count > 1 else ""
+        log.info("statelock %s listening on %s://%s%s", __version__, scheme, cfg.listen, of)
+        _tell_ready(ready_fd)
         await stop.wait()
         state = app[STATE]
         state.draining = True

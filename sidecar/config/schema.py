@@ -112,14 +112,15 @@ class LockStoreConfig:
     )
     guard: str = _help(
         "'advisory': a state change and a lock change on one instance never overlap (PostgreSQL "
-        "advisory locks across replicas; an in-process lock with sqlite). 'none': NO guard, UNSAFE: "
+        "advisory locks across replicas; with sqlite an in-process lock, and record locks on a file "
+        "beside the database across server.workers). 'none': NO guard, UNSAFE: "
         "an action decided just before a lock call may reach the upstream after that call returned. "
         "Only for tests that show the race.",
         default="advisory",
     )
     guard_timeout_s: float = _help(
-        "PostgreSQL: longest wait for an instance's guard, a pooled connection or a query; "
-        "past it the request fails closed (503).",
+        "PostgreSQL, and SQLite with server.workers > 1: longest wait for an instance's guard (and, "
+        "PostgreSQL, a pooled connection or a query); past it the request fails closed (503).",
         default=5.0,
     )
     pool_size: int = _help(
@@ -266,11 +267,25 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """The serving process: how many workers serve the port."""
+
+    workers: int = _help(
+        "Worker processes serving the one listen port (SO_REUSEPORT: the kernel spreads connections "
+        "over them). 1: one process, as before. N>1: a supervisor starts N workers one after the "
+        "other, restarts one that dies (it stops, exit 1 or 2, when one fails to start or 5 end within "
+        "60 s), and drains them all on SIGTERM/SIGINT. Each worker writes its own decision-log chain "
+        "(worker 1 audit.path itself, worker k <stem>-w<k><suffix>); with SQLite the guard holds across "
+        "workers through record locks on <lock db>-guard. See docs/workers.md.", default=1)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole Statelock configuration."""
 
     listen: str = _help("host:port to serve on; STATELOCK_LISTEN overrides it.", default="127.0.0.1:8774")
     tls: TlsConfig = _help("HTTPS for the listener.", default_factory=TlsConfig)
+    server: ServerConfig = _help("The serving process.", default_factory=ServerConfig)
     shutdown_timeout_s: float = _help(
         "On SIGTERM/SIGINT, how long requests in flight get to finish once the listener is closed; "
         "the rest are cut off (and logged).", default=30.0)

@@ -42,6 +42,7 @@ def validate(cfg: Config) -> None:
         raise ConfigError("tls.keyfile: needs tls.certfile too (the certificate it belongs to)")
     _validate_backend(cfg)
     _validate_lockstore(cfg)
+    _validate_workers(cfg)
     _validate_keystone(cfg)
     if cfg.policy.engine == "opa" and not cfg.policy.opa_url:
         raise ConfigError("policy.opa_url: required when policy.engine is opa")
@@ -100,6 +101,24 @@ def _validate_lockstore(cfg: Config) -> None:
         raise ConfigError("lockstore.guard_timeout_s: must be positive")
     if ls.pool_size < 1:
         raise ConfigError("lockstore.pool_size: must be at least 1")
+
+
+MAX_WORKERS = 64
+
+
+def _validate_workers(cfg: Config) -> None:
+    workers = cfg.server.workers
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ConfigError(f"server.workers: {workers} is not between 1 and {MAX_WORKERS} (processes serving the "
+                          "port; one per core at most is useful)")
+    if workers == 1:
+        return
+    if cfg.lockstore.url in ("sqlite:///", "sqlite:///:memory:"):
+        raise ConfigError("server.workers: more than 1 worker needs a lock store they share: a sqlite file "
+                          "(sqlite:///path/locks.db) or postgresql://..., not an in-memory database")
+    if cfg.audit.path.startswith("/dev/"):
+        raise ConfigError(f"server.workers: each worker writes its own decision-log chain beside audit.path, "
+                          f"which {cfg.audit.path!r} can't have; give audit.path a file")
 
 
 def _validate_audit(cfg: Config) -> None:

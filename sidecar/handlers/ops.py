@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.appkeys import AUDIT, CONFIG, DECISIONS, ENGINE, METRICS, SHIPPER, STORE
+from sidecar.appkeys import AUDIT, CONFIG, DECISIONS, ENGINE, METRICS, SHIPPER, STORE, WORKER
 from sidecar.audit.log import JsonlAuditLog
 from sidecar.errors import SidecarError
 from sidecar.handlers.lifecycle import STATE
@@ -20,6 +20,7 @@ async def health(request: web.Request) -> web.Response:
     Degraded (503): no policy revision decides, the lock store does not answer, or the
     decision log's chain is broken. A rejected bundle reload, while the previous
     revision keeps deciding, and records that could not be written are ``warnings``.
+    ``worker`` names the worker that answered (``index`` of ``count``, its ``pid``).
     """
     cfg = request.app[CONFIG]
     policy = request.app[ENGINE].health()
@@ -29,6 +30,7 @@ async def health(request: web.Request) -> web.Response:
         "mode": cfg.mode,
         "backend": cfg.backend.kind,
         "decisions": request.app[DECISIONS].describe(),
+        "worker": request.app[WORKER].describe(),
     }
     try:
         by_kind = await request.app[STORE].count_in_force_by_kind(datetime.now(UTC))

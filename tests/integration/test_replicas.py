@@ -1,15 +1,7 @@
 """Three ``statelock serve`` processes on one PostgreSQL in front of one upstream: the history check.
 
-No balancer: clients pick a replica at random for every call. Concurrent Nova
-``lock``, ``unlock`` and state-changing actions go to a handful of instances; every
-call (start, end, replica, status) and every action the in-process upstream receives
-(with its receive time, on the same clock) is recorded. The guarantee checked:
-
-    after a lock call on an instance returned 202 at time T, the upstream receives no
-    action for that instance until an unlock call on it has started,
-
-where an unlock that may have run after the lock (it ended after the lock call
-started) counts as ending the window at its start. With the advisory guard the
+No balancer: clients pick a replica at random for every call. The history and the
+guarantee checked are those of ``tests/support/history.py``. With the advisory guard the
 history holds for 30 s of traffic, through the SIGKILL of one replica, which loses no
 lock (a witness instance locked through that replica stays locked and refused, and
 the table agrees with every final state the history decides) and leaves no advisory
@@ -26,7 +18,7 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +31,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from sidecar.app import create_app
 from sidecar.config import config_from_mapping
 from sidecar.locks.pg_guard import advisory_key
-from tests.support.fake_nova import FakeNova, Received, build_app
+from tests.support.fake_nova import FakeNova, build_app
+from tests.support.history import OWNER, Arrival, Call, History, check_history, must_be_locked, random_traffic
 from tests.support.paths import POLICIES
 from tests.support.postgres import PgServer, pg_server_fixture, pg_url_fixture  # noqa: F401
 from tests.support.process import free_port, start_statelock, stop, write_config
@@ -48,80 +41,11 @@ pytestmark = pytest.mark.integration
 AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 
-OWNER = "alice:demo"
 REPLICAS = 3
 INSTANCES = 4
-WORKERS = 12
+CLIENTS = 12
 GUARDED_S = float(os.environ.get("STATELOCK_HISTORY_S", "30"))
 UNGUARDED_S = 10.0
-ACTIONS = ("os-stop", "os-start", "pause", "unpause", "suspend", "resume", "reboot")
-
-
-@dataclass
-class Call:
-    """One client call as the client saw it (status None: no answer, e.g. the replica died)."""
-
-    kind: str
-    instance: str
-    replica: int
-    start: float
-    end: float
-    status: int | None
-
-
-@dataclass
-class Arrival:
-    """One action as the upstream received it."""
-
-    instance: str
-    action: str
-    at: float
-
-
-@dataclass
-class Violation:
-    lock: Call
-    arrival: Arrival
-
-    def __str__(self) -> str:
-        return (f"{self.arrival.action} on {self.arrival.instance[:8]} received "
-                f"{(self.arrival.at - self.lock.end) * 1000:.1f} ms after a lock call (replica "
-                f"{self.lock.replica}) returned 202")
-
-
-@dataclass
-class History:
-    calls: list[Call] = field(default_factory=list)
-    arrivals: list[Arrival] = field(default_factory=list)
-
-    def summary(self) -> str:
-        by = Counter(f"{c.kind}:{c.status}" for c in self.calls)
-        return (f"{len(self.calls)} calls ({', '.join(f'{k} {n}' for k, n in sorted(by.items()))}); "
-                f"{len(self.arrivals)} actions received upstream")
-
-
-def check_history(history: History) -> list[Violation]:
-    """Every forbidden action received inside a lock window (see the module docstring)."""
-    violations: list[Violation] = []
-    for instance in {c.instance for c in history.calls}:
-        unlocks = [c for c in history.calls if c.kind == "unlock" and c.instance == instance]
-        arrivals = [a for a in history.arrivals if a.instance == instance]
-        for lock in history.calls:
-            if lock.kind != "lock" or lock.instance != instance or lock.status != 202:
-                continue
-            window_end = min((u.start for u in unlocks if u.end > lock.start), default=float("inf"))
-            violations += [Violation(lock, a) for a in arrivals if lock.end < a.at < window_end]
-    return violations
-
-
-def must_be_locked(history: History, instance: str) -> bool | None:
-    """True/False when the history decides the instance's final lock state, None when it doesn't."""
-    mine = [c for c in history.calls if c.instance == instance]
-    locked = any(c.kind == "lock" and c.status == 202
-                 and not any(u.kind == "unlock" and u.end > c.start for u in mine) for c in mine)
-    unlocked = any(c.kind == "unlock" and c.status == 202
-                   and not any(lk.kind == "lock" and lk.end > c.start for lk in mine) for c in mine)
-    return True if locked else False if unlocked else None
 
 
 @dataclass
@@ -142,32 +66,15 @@ class Cluster:
     async def call(self, session: aiohttp.ClientSession, replica: int, instance: str, kind: str,
                    body: dict[str, Any]) -> Call:
         """One recorded call."""
-        url = f"http://127.0.0.1:{self.ports[replica]}/v2.1/servers/{instance}/action"
-        start = time.monotonic()
-        status: int | None
-        try:
-            async with session.post(url, json=body, headers={"X-Auth-Token": OWNER}) as resp:
-                await resp.read()
-                status = resp.status
-        except (aiohttp.ClientError, TimeoutError):
-            status = None
-        done = Call(kind, instance, replica, start, time.monotonic(), status)
-        self.history.calls.append(done)
-        return done
+        return await self.history.call(session, f"http://127.0.0.1:{self.ports[replica]}", replica, instance,
+                                       kind, body)
 
 
 async def start_cluster(aiohttp_server: AiohttpServer, tmp_path: Path, pg_url: str, guard: str) -> Cluster:
     nova = FakeNova()
     servers = [nova.add_server(project_id="demo", user_id="alice") for _ in range(INSTANCES + 1)]
     history = History()
-
-    async def record(req: Received) -> None:
-        action = req.action
-        if req.method == "POST" and action is not None:
-            instance = next(s for s in servers if s in req.path)
-            history.arrivals.append(Arrival(instance, action, time.monotonic()))
-
-    nova.gate = record
+    history.record_arrivals(nova, servers)
     upstream = await aiohttp_server(build_app(nova))
     ports = [free_port() for _ in range(REPLICAS)]
     configs = [write_config(tmp_path / f"replica-{n}.yaml", {
@@ -189,19 +96,13 @@ async def start_cluster(aiohttp_server: AiohttpServer, tmp_path: Path, pg_url: s
 
 
 async def drive(cluster: Cluster, seconds: float, seed: int, kill_at: float | None = None) -> int | None:
-    """Random traffic from WORKERS clients for ``seconds``; SIGKILL one replica at ``kill_at``."""
+    """Random traffic from CLIENTS clients for ``seconds``; SIGKILL one replica at ``kill_at``."""
     live = list(range(REPLICAS))
-    deadline = time.monotonic() + seconds
     killed: list[int] = []
 
-    async def worker(rng: random.Random, session: aiohttp.ClientSession) -> None:
-        while time.monotonic() < deadline:
-            instance = rng.choice(cluster.servers)
-            roll = rng.random()
-            kind, body = (("lock", {"lock": None}) if roll < 0.25 else ("unlock", {"unlock": None})
-                          if roll < 0.45 and instance != cluster.witness
-                          else ("action", {rng.choice(ACTIONS): None}))
-            await cluster.call(session, rng.choice(live), instance, kind, body)
+    async def send(rng: random.Random, session: aiohttp.ClientSession, instance: str, kind: str,
+                   body: dict[str, Any]) -> Call:
+        return await cluster.call(session, rng.choice(live), instance, kind, body)
 
     async def killer() -> None:
         assert kill_at is not None
@@ -210,12 +111,8 @@ async def drive(cluster: Cluster, seconds: float, seed: int, kill_at: float | No
         os.kill(cluster.procs[victim].pid, signal.SIGKILL)
         killed.append(victim)
 
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(timeout=timeout, connector=aiohttp.TCPConnector(limit=0)) as session:
-        tasks = [worker(random.Random(seed + n), session) for n in range(WORKERS)]
-        if kill_at is not None:
-            tasks.append(killer())
-        await asyncio.gather(*tasks)
+    await random_traffic(send, cluster.servers, cluster.witness, seconds, seed, CLIENTS,
+                         [killer()] if kill_at is not None else [])
     return killed[0] if killed else None
 
 

@@ -72,3 +72,12 @@ def terminate(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+async def wait_for_log(log: Path, text: str, timeout_s: float = 60.0) -> None:
+    """Return once the log file holds ``text`` (``all 2 workers listening``); AssertionError after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while text not in log.read_text():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not logged within {timeout_s}s: {log.read_text()}")
+        await asyncio.sleep(0.1)

@@ -25,9 +25,9 @@ OBJECTS = ['{}', '{"a": "1"}', '{"b": "2", "a": "1"}', '{"a": ["1", "2"]}', '{"a
 CASES = {
     "hex": [f"hex.encode({t})" for t in TEXTS] + [f"hex.decode({h})" for h in HEXES]
     + [f"hex.decode(hex.encode({t}))" for t in TEXTS],
-    "base64url": [f"base64url.encode_no_pad({t})" for t in TEXTS]
-    # NOTE: not of "": OPA's Wasm library's own base64url.decode("") is undefined, where topdown's is "".
-    + [f"base64url.decode(base64url.encode_no_pad({t}))" for t in TEXTS if t != '""'],
+    # NOTE: base64url.decode is not here: OPA's Wasm library's own is undefined for "" (topdown's is ""),
+    # so the embedded engine refuses a bundle calling it (compiler.DIVERGENT_NATIVE).
+    "base64url": [f"base64url.encode_no_pad({t})" for t in TEXTS],
     "urlquery": [f"urlquery.encode({t})" for t in TEXTS] + [f"urlquery.decode({q})" for q in QUERIES]
     + [f"urlquery.decode(urlquery.encode({t}))" for t in TEXTS],
     "query objects": [f"urlquery.decode_object({q})" for q in QUERY_STRINGS]

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from sidecar.errors import PolicyError
 
-__all__ = ["OPA_HELP", "OPA_VERSION", "compile_wasm", "find_opa"]
+__all__ = ["DIVERGENT_NATIVE", "OPA_HELP", "OPA_VERSION", "DivergentBuiltin", "compile_wasm", "divergent_calls",
+           "find_opa"]
 
 OPA_VERSION = "1.22.2"
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -29,6 +30,41 @@ OPA_HELP = (f"OPA is not installed: run `make opa` (builds OPA v{OPA_VERSION} in
             "put an `opa` binary on PATH, or name one (policy.opa_binary in the config, --opa PATH "
             "on the command line)")
 COMPILE_TIMEOUT_S = 120.0
+
+
+# NOTE: builtins OPA compiles into the Wasm module itself (so the host can't supply them)
+# whose Wasm implementation answers some inputs otherwise than OPA (found by
+# tests/integration/test_engine_differential.py). A bundle calling one is refused.
+DIVERGENT_NATIVE = {
+    "json.marshal": "OPA's Wasm library writes an object's keys in hash order and <, >, & unescaped; "
+                    "OPA sorts the keys and escapes them",
+    "base64.decode": "OPA's Wasm library accepts text without its '=' padding and refuses the empty string; "
+                     "OPA does the opposite",
+    "base64url.decode": "OPA's Wasm library refuses the empty string, which OPA decodes to \"\"",
+    "to_number": "OPA's Wasm library reads number texts (\"1e400\") that OPA refuses, and refuses some it reads",
+}
+_CALL = re.compile(r"(?<![\w.])(" + "|".join(re.escape(n) for n in DIVERGENT_NATIVE) + r")\s*\(")
+_COMMENT = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|#[^\n]*')
+
+
+class DivergentBuiltin(PolicyError):
+    """The bundle calls a builtin whose Wasm implementation does not answer as OPA does."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        why = "; ".join(f"{name}: {DIVERGENT_NATIVE[name]}" for name in names)
+        super().__init__(
+            f"the embedded engine does not evaluate {', '.join(names)} exactly as OPA does ({why}); "
+            "use policy.engine: opa to evaluate this bundle with an OPA server")
+
+
+def divergent_calls(modules: Mapping[str, str]) -> list[str]:
+    """The builtins of ``DIVERGENT_NATIVE`` that the modules' code calls (comments and strings left out)."""
+    found: set[str] = set()
+    for text in modules.values():
+        code = _COMMENT.sub(lambda m: "" if m.group(0).startswith("#") else '""', text)
+        found.update(m.group(1) for m in _CALL.finditer(code))
+    return sorted(found)
 
 
 def find_opa(explicit: str | None = None) -> str:
@@ -67,10 +103,14 @@ def compile_wasm(modules: Mapping[str, str], entrypoints: Sequence[str], *,
     """The ``policy.wasm`` OPA compiles from ``modules`` (bundle-relative name -> text) for ``entrypoints``.
 
     Raises PolicyError with OPA's own message when the modules don't compile or an
-    entry point is missing, and when OPA can't be run at all.
+    entry point is missing, and when OPA can't be run at all; DivergentBuiltin when
+    they call a builtin whose Wasm implementation is known to answer otherwise.
     """
     if not entrypoints:
         raise PolicyError("compiling to Wasm needs at least one entry point")
+    divergent = divergent_calls(modules)
+    if divergent:
+        raise DivergentBuiltin(divergent)
     binary = find_opa(opa)
     with tempfile.TemporaryDirectory(prefix="statelock-wasm-") as tmp:
         src = Path(tmp, "src")

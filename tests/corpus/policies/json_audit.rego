@@ -1,4 +1,4 @@
-# Audit lines: the request serialised with json.marshal, embedded payloads parsed back.
+# Audit lines: the request serialised with json.marshal, embedded payloads and numbers parsed back.
 package corpus.json_audit
 
 line := concat(" ", ["audit", json.marshal(input.request)])
@@ -14,3 +14,5 @@ same if roundtrip == input.request
 encoded := base64.encode(json.marshal(input.request))
 
 decoded := base64.decode(input.b64)
+
+as_number := to_number(input.text)

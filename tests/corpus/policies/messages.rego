@@ -17,5 +17,3 @@ summary := concat("; ", sort([m | some m in deny]))
 header := concat("", ["[", input.user, "] ", summary])
 
 value_text := sprintf("%v", [input.value])
-
-value_json := json.marshal(input.value)

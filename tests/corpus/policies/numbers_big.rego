@@ -21,8 +21,6 @@ floor_n := floor(n)
 
 is_int if n == round(n)
 
-as_number := to_number(input.text)
-
 big_enough if n >= 9223372036854775808
 
 ratio := n / m

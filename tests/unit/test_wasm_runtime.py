@@ -128,3 +128,18 @@ def test_a_builtin_whose_wasm_answer_differs_from_opas_is_refused_by_name(rego: 
 ])
 def test_the_scan_ignores_comments_strings_and_other_names(rego: str) -> None:
     assert divergent_calls({"t.rego": rego}) == []
+
+
+# --- found by the differential corpus (tests/integration/test_engine_differential.py) -------------
+
+
+def test_escaped_surrogate_pairs_in_the_input_are_the_characters_they_name() -> None:
+    p = policy("x := [input.s, count(input.s)]")
+    assert json.loads(p.evaluate_raw(p.entrypoint_id("t/x"), rb'{"s": "\ud840\udc00\ud800"}')) == [
+        {"result": ["\U00020000\ufffd", 2]}]
+
+
+def test_a_trap_names_its_cause() -> None:
+    p = policy("x := v if {\n\tv := y with input.a as 1\n}\n\ny := input.a")
+    with pytest.raises(PolicyError, match=r"wasm trap: .* in opa\.wasm!"):
+        value(p, None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -71,3 +72,55 @@ def test_equal_numbers_are_one_set_member() -> None:
 
 def test_true_and_one_are_different_keys() -> None:
     assert values.parse('{1: "a", true: "b"}') == {1: "a", Key(True): "b"}
+
+
+# --- found by the differential corpus (tests/integration/test_engine_differential.py) -------------
+
+
+def test_objects_sort_before_sets_as_in_opa() -> None:
+    s = RegoSet([RegoSet(["a"]), {"k": 1}, [1], "s"])
+    assert s.items == ["s", [1], {"k": 1}, RegoSet(["a"])]
+
+
+def test_an_integral_float_beyond_2_53_is_written_as_its_text() -> None:
+    assert values.dump(5.775808911430121e16) == "5.775808911430121e+16"
+    assert values.dump(2.0**52) == "4503599627370496"
+
+
+def test_minus_zero_is_zero_written_as_minus_zero() -> None:
+    zero = values.parse("-0")
+    assert zero == 0 and values.dump(zero) == "-0" and values.dump([zero, 0]) == "[-0,0]"
+    assert RegoSet([zero, 0]).items == [zero] and values.sort_key(zero) == values.sort_key(0)
+
+
+def test_number_keys_keep_their_text() -> None:
+    parsed = values.parse("{-0.0: 1, 1e2: [1.0]}")
+    assert [values.dump(k) for k in parsed] == ["-0.0", "1e2"]
+
+
+RESULTS = [
+    (b"set()", []),
+    (b'{{"result": {"b": 1, "a": [1]}}}', [{"result": {"b": 1, "a": [1]}}]),
+    (b'{{"result": {"z", "", null}}}', [{"result": [None, "", "z"]}]),
+    (b'{{"result": {-0.0: 1, 1.0: 2, 5.775808911430121e+16: 3}}}',
+     [{"result": {"-0.0": 1, "1.0": 2, "5.775808911430121e+16": 3}}]),
+    (b'{{"result": {[1]: {2, 1}}}}', [{"result": {"[1]": [1, 2]}}]),
+    (b'{{"result": "\xe7\x80a\xff"}}', [{"result": "\ufffd\ufffda\ufffd"}]),
+    (b'{{"result": {1e400}}}', [{"result": [float("inf")]}]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), RESULTS, ids=[t.decode(errors="replace") for t, _ in RESULTS])
+def test_result_json_is_what_opas_server_answers(text: bytes, expected: Any) -> None:
+    assert values.result_json(text) == expected
+
+
+def test_result_json_keeps_numbers_exact_for_an_exact_reader() -> None:
+    text = b'{{"result": {0.1000000000000000000001, 18446744073709551617}}}'
+    assert values.result_json(text, number=Decimal) == [{"result": [Decimal("0.1000000000000000000001"),
+                                                                    Decimal(2**64 + 1)]}]
+
+
+def test_a_number_json_cannot_hold_is_not_a_result() -> None:
+    with pytest.raises(values.ValueSyntaxError):
+        values.result_json(b'{{"result": .5}}')

@@ -25,7 +25,7 @@ from wasmtime import _bindings as ffi
 from wasmtime._func import maybe_raise_last_exn
 
 from sidecar.errors import PolicyError
-from sidecar.policy.wasm import values
+from sidecar.policy.wasm import jsontext, values
 from sidecar.policy.wasm.builtins import Builtin, BuiltinError, EvalContext, Halt, load_all
 
 __all__ = ["UnsupportedBuiltin", "WasmPolicy"]
@@ -268,7 +268,8 @@ class WasmPolicy:
     def evaluate_raw(self, entrypoint_id: int, input_json: bytes | None, *, values_out: bool = False) -> bytes:
         """The result set's text (``[{"result": ...}]``, ``[]`` when undefined) for one input.
 
-        ``input_json`` is the input's JSON text, None for no input at all. The text is
+        ``input_json`` is the input's JSON text, None for no input at all (escaped
+        surrogates are written as UTF-8 first: ``jsontext.input_text``). The text is
         JSON, or with ``values_out`` Rego value text (sets as set literals, which
         ``values.result_json`` reads back sorted: JSON output lists a set in the
         module's hash order, not OPA's sorted order). Raises
@@ -280,6 +281,7 @@ class WasmPolicy:
             heap = self._heap
             addr, length = 0, 0
             if input_json is not None:
+                input_json = jsontext.input_text(input_json)
                 self._write(heap, input_json)
                 addr, length = heap, len(input_json)
             try:
@@ -296,17 +298,28 @@ class WasmPolicy:
     def _error_text(self, exc: BaseException) -> str:
         cause = self._error or exc
         if isinstance(cause, wasmtime.Trap | wasmtime.WasmtimeError):
-            text = str(cause).strip().splitlines()
-            return text[0] if text else "trap"
+            # NOTE: wasmtime's text is "error while executing at wasm backtrace:", the frames,
+            # then "Caused by:" and the trap; keep the trap and the innermost frame.
+            lines = [line.strip() for line in str(cause).strip().splitlines() if line.strip()]
+            frames = [line.split(" - ", 1)[1] for line in lines if " - " in line]
+            trap = lines[-1] if lines else "trap"
+            return f"{trap} in {frames[0]}" if frames else trap
         return str(cause) or type(cause).__name__
 
     def evaluate(self, entrypoint_id: int, input_doc: Any) -> Any:
-        """The entry point's value for ``input_doc`` (a JSON-able document), None when undefined."""
+        """The entry point's value for ``input_doc`` (a JSON-able document), None when undefined.
+
+        Raises PolicyError when the evaluation fails and when its result is not JSON.
+        """
         try:
             raw = json.dumps(input_doc, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         except (TypeError, ValueError) as exc:
             raise PolicyError(f"policy input is not JSON: {exc}") from exc
-        results = values.result_json(self.evaluate_raw(entrypoint_id, raw, values_out=True))
+        text = self.evaluate_raw(entrypoint_id, raw, values_out=True)
+        try:
+            results = values.result_json(text)
+        except values.ValueSyntaxError as exc:  # NOTE: to_number(".5") makes a number JSON can't hold
+            raise PolicyError(f"policy evaluation failed: the result is not a JSON value: {exc}") from exc
         if not results:
             return None
         return results[0].get("result")

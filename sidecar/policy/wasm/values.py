@@ -18,11 +18,13 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["BigNumber", "Key", "Number", "RegoSet", "ValueSyntaxError", "dump", "parse", "result_json",
+from sidecar.policy.wasm import jsontext
+
+__all__ = ["BigNumber", "Key", "NegativeZero", "Number", "RegoSet", "ValueSyntaxError", "dump", "parse", "result_json",
            "sort_key", "to_json", "type_name"]
 
 
@@ -31,7 +33,7 @@ class ValueSyntaxError(ValueError):
 
 
 class BigNumber(str):
-    """A number OPA keeps as text because a float would round it (``1e400``, ``0.1000000000000000000001``)."""
+    """A number OPA keeps as text because a float can't hold it (``1e400``)."""
 
     __slots__ = ()
 
@@ -53,6 +55,18 @@ class Number(float):
 
     def __repr__(self) -> str:
         return f"Number({self.text})"
+
+
+class NegativeZero(int):
+    """The integer literal ``-0``: zero, whose text OPA keeps (``sprintf("%v", [[-0]])`` is ``[-0]``)."""
+
+    __slots__ = ()
+
+    def __new__(cls) -> NegativeZero:
+        return super().__new__(cls, 0)
+
+    def __repr__(self) -> str:
+        return "NegativeZero()"
 
 
 class Key:
@@ -105,8 +119,9 @@ class RegoSet:
         return f"RegoSet({self.items!r})"
 
 
-_TYPE_ORDER = {type(None): 0, bool: 1, int: 2, float: 2, Number: 2, BigNumber: 2, str: 3, list: 4, RegoSet: 6,
-               dict: 7}
+# NOTE: OPA's order (ast.Compare) puts objects before sets; the rank numbers only need to keep it.
+_TYPE_ORDER = {type(None): 0, bool: 1, int: 2, NegativeZero: 2, float: 2, Number: 2, BigNumber: 2, str: 3,
+               list: 4, dict: 5, RegoSet: 6}
 
 
 def type_name(value: Any) -> str:
@@ -146,7 +161,7 @@ def sort_key(value: Any) -> tuple[Any, ...]:
         raise TypeError(f"not a Rego value: {type(value).__name__}")
     if rank in (4, 6):
         return (rank, tuple(sort_key(v) for v in value))
-    if rank == 7:
+    if rank == 5:
         return (rank, tuple(sorted((sort_key(k), sort_key(v)) for k, v in value.items())))
     if rank == 1:
         return (rank, bool(value))
@@ -161,7 +176,9 @@ def _number_text(value: int | float) -> str:
         return str(value)
     if not math.isfinite(value):
         raise ValueError("a Rego number can't be NaN or infinite")
-    if value.is_integer() and abs(value) < 1e21:
+    # NOTE: beyond 2**53 an integral float's exact value (57758089114301208) is not the
+    # number its shortest text names (5.775808911430121e+16): write the text.
+    if value.is_integer() and abs(value) < 2**53:
         return str(int(value))
     return repr(value)
 
@@ -178,6 +195,8 @@ def dump(value: Any) -> str:
         return str(value)
     if isinstance(value, Number):
         return value.text
+    if isinstance(value, NegativeZero):
+        return "-0"
     if isinstance(value, str):
         return json.dumps(value, ensure_ascii=False)
     if isinstance(value, int | float):
@@ -205,7 +224,7 @@ def _number(text: str) -> int | Number | BigNumber:
     if match is None:
         raise ValueSyntaxError(f"not a number: {text!r}")
     if match.group(1) is None and match.group(2) is None:
-        return int(text)
+        return NegativeZero() if text == "-0" else int(text)
     if not math.isfinite(float(text)):
         return BigNumber(text)
     return Number(text)
@@ -304,31 +323,47 @@ def parse(text: str) -> Any:
     return value
 
 
-def to_json(value: Any) -> Any:
-    """``value`` as OPA's JSON output shows it: a set as a sorted array, a non-string key as its text."""
+def _float(text: str) -> float:
+    return float(text)  # NOTE: as json.loads reads OPA's output (1e400 becomes inf there too)
+
+
+def to_json(value: Any, number: Callable[[str], Any] = _float) -> Any:
+    """``value`` as OPA's JSON output shows it: a set as a sorted array, a non-string key as its text.
+
+    A non-integer number becomes ``number(its text)``.
+    """
     if isinstance(value, RegoSet):
-        return [to_json(v) for v in value.items]
+        return [to_json(v, number) for v in value.items]
     if isinstance(value, list):
-        return [to_json(v) for v in value]
+        return [to_json(v, number) for v in value]
     if isinstance(value, dict):
-        return {k if isinstance(k, str) else dump(k): to_json(v) for k, v in value.items()}
+        return {k if isinstance(k, str) else dump(k): to_json(v, number) for k, v in value.items()}
     if isinstance(value, BigNumber | Number):
-        return float(value)  # NOTE: as json.loads reads OPA's output (1e400 becomes inf there too)
+        return number(dump(value))
     return value
 
 
-def result_json(text: bytes, loads: Any = json.loads) -> Any:
+def result_json(text: bytes, loads: Callable[[bytes], Any] = json.loads, number: Callable[[str], Any] = _float) -> Any:
     """A result set in value text (``opa_eval`` format 1) as JSON values, sets sorted as OPA sorts them.
 
     The result set is itself a set (``{{"result": ...}}``, ``set()`` when undefined):
     ``loads`` reads its members as a JSON array when they are plain JSON (no set, no
-    non-string key), the common case; otherwise the text is parsed as Rego values.
+    non-string key), the common case; otherwise the text is parsed as Rego values,
+    non-integers through ``number``. A string that is not UTF-8 reads as Go's encoder
+    writes it (``jsontext.utf8_text``). Raises ValueSyntaxError for text that is not
+    a value, such as a number JSON can't hold (``to_number(".5")`` makes one): OPA's
+    server fails on it too.
     """
     if text == b"set()":
         return []
+    try:
+        decoded = text.decode()
+    except UnicodeDecodeError:
+        decoded = jsontext.utf8_text(text)
+        text = decoded.encode()
     if text.startswith(b"{") and text.endswith(b"}"):
         try:
             return loads(b"[" + text[1:-1] + b"]")
         except ValueError:
             pass
-    return to_json(parse(text.decode()))
+    return to_json(parse(decoded), number)

@@ -35,7 +35,7 @@ def rego_text(value: Any) -> str:
     if isinstance(value, str):
         return go_quote(value)
     if isinstance(value, int):
-        return str(value)
+        return values.dump(value) if isinstance(value, values.NegativeZero) else str(value)
     if isinstance(value, values.Number):
         return value.text  # NOTE: OPA prints a number's own text (1e3, 1.50)
     if isinstance(value, float):

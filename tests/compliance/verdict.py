@@ -94,6 +94,8 @@ def _number(value: Any) -> Decimal | None:
         return None
     if isinstance(value, int | values.BigNumber):
         return Decimal(value)
+    if isinstance(value, values.Number):
+        return value.exact()
     if isinstance(value, float):
         return Decimal(repr(value))
     return None

@@ -1,7 +1,8 @@
 """Two Statelock revisions side by side, in one run: ``python -m bench.compare OLD NEW``.
 
-Each revision is checked out into a scratch git worktree and served with the same
-config in front of the same nginx upstream; the constant-rate generator drives
+Each revision is checked out into a scratch git worktree and served (this venv's
+Python, with the checkout first on ``PYTHONPATH``, so an editable install of another
+tree is not what runs) with the same config in front of the same nginx upstream; the constant-rate generator drives
 state changes (a soft reboot) at each rate, alternating the revisions round by
 round so that drift of the machine hits both. Prints a table of p50/p99 and the
 ratios NEW/OLD, and writes bench/.work/compare.json. Nothing is asserted.
@@ -75,7 +76,8 @@ def main(argv: list[str]) -> int:
             port = free_port()
             cfg = _config(WORK / f"run-{rev}", f"http://127.0.0.1:{up_port}")
             procs.start(f"statelock-{rev}", [sys.executable, "-m", "sidecar", "serve", "--config", str(cfg)],
-                        cwd=tree, env={"STATELOCK_LISTEN": f"127.0.0.1:{port}", "PATH": "/usr/bin:/bin"},
+                        cwd=tree, env={"STATELOCK_LISTEN": f"127.0.0.1:{port}", "PATH": "/usr/bin:/bin",
+                                       "PYTHONPATH": str(tree)},
                         ready=lambda p=port: http_ok(f"http://127.0.0.1:{p}/statelock/v1/livez"))
             urls[rev] = f"http://127.0.0.1:{port}"
         for _ in range(ROUNDS):

@@ -69,12 +69,15 @@ def _bind(cfg: Config) -> socket.socket:
 
 async def _run(cfg: Config, sock: socket.socket, tls: ssl.SSLContext | None) -> int:
     from aiohttp import web
+    from aiohttp.log import access_logger
 
     from sidecar.app import create_app
     from sidecar.handlers.lifecycle import STATE
 
     app = create_app(cfg)
+    # NOTE: access_log=None is aiohttp's "no access logger": no per-request formatting or level check.
     runner = web.AppRunner(app, handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
+                           access_log=access_logger if cfg.server.access_log else None,
                            shutdown_timeout=cfg.shutdown_timeout_s)
     try:
         await runner.setup()

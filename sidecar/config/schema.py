@@ -262,11 +262,22 @@ class TlsConfig:
 
 
 @dataclass(frozen=True)
+class ServerConfig:
+    """The serving process: its access log."""
+
+    access_log: bool = _help(
+        "One INFO line per request on the 'aiohttp.access' logger (client, request line, status, bytes, "
+        "seconds; never a header, so never a token). Off by default: it costs several percent of the "
+        "CPU per request, and every decision is on record in the decision log anyway.", default=False)
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole Statelock configuration."""
 
     listen: str = _help("host:port to serve on; STATELOCK_LISTEN overrides it.", default="127.0.0.1:8774")
     tls: TlsConfig = _help("HTTPS for the listener.", default_factory=TlsConfig)
+    server: ServerConfig = _help("The serving process.", default_factory=ServerConfig)
     shutdown_timeout_s: float = _help(
         "On SIGTERM/SIGINT, how long requests in flight get to finish once the listener is closed; "
         "the rest are cut off (and logged).", default=30.0)

@@ -22,6 +22,7 @@ import signal
 import socket
 import ssl
 import sys
+from collections.abc import Callable
 
 from sidecar import __version__
 from sidecar.config import Config, explain, load_config
@@ -44,10 +45,20 @@ def serve(path: str) -> int:
         log.error("%s", exc.message)
         return 1
     try:
-        return asyncio.run(_run(cfg, sock, tls))
+        with asyncio.Runner(loop_factory=_loop_factory(cfg.server.event_loop)) as runner:
+            return runner.run(_run(cfg, sock, tls))
     except SidecarError as exc:
         log.error("statelock could not start: %s: %s", exc.code, exc.message)
         return 1
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``server.event_loop`` names (None: the standard library's)."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
 
 
 def _bind(cfg: Config) -> socket.socket:
@@ -99,7 +110,8 @@ async def _run(cfg: Config, sock: socket.socket, tls: ssl.SSLContext | None) -> 
         site = web.SockSite(runner, sock, ssl_context=tls)
         await site.start()
         scheme = "https" if tls else "http"
-        log.info("statelock %s listening on %s://%s", __version__, scheme, cfg.listen)
+        log.info("statelock %s listening on %s://%s (event loop %s)", __version__, scheme, cfg.listen,
+                 type(loop).__module__.split(".")[0])
         await stop.wait()
         state = app[STATE]
         state.draining = True

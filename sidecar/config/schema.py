@@ -263,8 +263,11 @@ class TlsConfig:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """The serving process: its access log."""
+    """The serving process: its event loop and its access log."""
 
+    event_loop: str = _help(
+        "'uvloop' (libuv's loop: less time per request in the loop itself) or 'asyncio' (the standard "
+        "library's).", default="uvloop")
     access_log: bool = _help(
         "One INFO line per request on the 'aiohttp.access' logger (client, request line, status, bytes, "
         "seconds; never a header, so never a token). Off by default: it costs several percent of the "

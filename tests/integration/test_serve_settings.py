@@ -1,4 +1,4 @@
-"""``statelock serve``'s ``server`` settings as a real process: the access log off and on."""
+"""``statelock serve``'s ``server`` settings as a real process: the access log off and on, the event loop."""
 
 from __future__ import annotations
 
@@ -66,3 +66,10 @@ async def test_access_log_on_names_each_request_and_never_a_token(
     assert '"GET /v2.1/servers/' in lines[0] and " 200 " in lines[0]
     assert '"POST /v2.1/servers/' in lines[1] and " 202 " in lines[1]
     assert TOKEN not in text and "alice" not in text
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+async def test_serves_on_the_event_loop_named(aiohttp_server: AiohttpServer, tmp_path: Path, loop: str) -> None:
+    text = await _serve_one_read(aiohttp_server, tmp_path, {"event_loop": loop})
+    assert f"(event loop {loop})" in text
+    assert "statelock stopped" in text

@@ -33,7 +33,6 @@ from sidecar.preflight import check_connections, check_offline
 log = logging.getLogger("sidecar.serve")
 
 ACCESS_LOG_FORMAT = '%a "%r" %s %b %Tf'
-SWITCH_INTERVAL_S = 0.0005
 
 
 def serve(path: str) -> int:
@@ -45,9 +44,6 @@ def serve(path: str) -> int:
     except StartupError as exc:
         log.error("%s", exc.message)
         return 1
-    # NOTE: the decision-log writer thread needs the GIL back after each fdatasync while the event
-    # loop is busy; at the default 5 ms switch interval that wait is most of a busy request's record.
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
         with asyncio.Runner(loop_factory=_loop_factory(cfg.server.event_loop)) as runner:
             return runner.run(_run(cfg, sock, tls))

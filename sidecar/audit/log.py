@@ -1,14 +1,14 @@
 """The decision log: JSON lines, hash-chained, with group commit and rotation by size.
 
 ``append`` hands a record to the log's own writer thread (``sidecar.audit.batch_thread``)
-and, with ``durable=True``, returns only once it is on disk (written and fsynced).
-Records queued while a write is in flight, or within ``flush_window_ms`` of the
-first, share one write and one fsync (group commit), so "recorded before forwarded"
-does not cost one fsync per request. The event loop links each record into the
-chain as it is appended (so the thread hardly needs the GIL); the thread writes,
-fsyncs, rotates and checkpoints; the loop is woken once per batch to settle waiters.
-A failed write raises ``AuditError`` in every waiting caller (and in those linked
-after it) and is counted; the caller applies ``audit.on_failure``. It leaves nothing
+and, with ``durable=True``, returns only once the record is on disk (written and
+fsynced). The records queued while a write is in flight, or within
+``flush_window_ms`` of the first, share one write and one fsync, as in a database's
+group commit, so "recorded before forwarded" does not cost one fsync per request.
+The thread chains, writes, fsyncs, rotates and checkpoints; the event loop only
+queues a record and is woken once per batch to settle its waiters. A failed write
+raises ``AuditError`` in every waiting caller and is counted; the caller applies
+``audit.on_failure``. A failed write leaves nothing
 behind: the file is cut back to its last whole record, and the chain goes on from it.
 
 Rotation: with ``max_bytes`` set, once the active file reaches that size it is
@@ -70,9 +70,7 @@ from sidecar.errors import AuditError
 
 log = logging.getLogger(__name__)
 
-# NOTE: (record, waiter, its chained line, the chain epoch it was linked in)
-_Pending = tuple[dict[str, Any], "asyncio.Future[None] | None", bytes, int]
-_Rewind = tuple[int, str, int]
+_Pending = tuple[dict[str, Any], "asyncio.Future[None] | None"]
 _Settled = list[tuple["asyncio.Future[None] | None", "AuditError | None"]]
 
 
@@ -92,6 +90,7 @@ class AuditLog(Protocol):
 
     def chain_state(self) -> dict[str, Any]:
         """The state of the hash chain, for ``/health`` (see ``JsonlAuditLog.chain_state``)."""
+
 
 __all__ = ["AuditLog", "JsonlAuditLog", "log_files", "rotated_files", "rotated_name", "summarise"]
 
@@ -142,9 +141,7 @@ class JsonlAuditLog:
         self._next_n = 1
         self._prev = GENESIS
         self._seq = 0
-        self._linked = (GENESIS, 0)
-        self._epoch = 0
-        self._failed_epoch = -1
+        self._next = (GENESIS, 0)
         self.failures = 0
         self.written = 0
         self.batches = 0
@@ -171,7 +168,6 @@ class JsonlAuditLog:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise AuditError(f"cannot open decision log {self._path}: {exc}") from exc
         self._closing = False
-        self._linked, self._epoch, self._failed_epoch = (self._prev, self._seq), 0, -1
         self._loop = asyncio.get_running_loop()
         self._checkpoint_at = time.monotonic() + self._interval
         self._thread = BatchThread("statelock-audit-writer", self._flush, window_s=self._window,
@@ -243,19 +239,8 @@ class JsonlAuditLog:
         thread, loop = self._thread, self._loop
         if thread is None or loop is None or self._closing:
             raise AuditError("decision log is not open")
-        prev, seq = self._linked
-        try:
-            digest, line = chained_line(prev, {**record, "seq": seq + 1, "prev_hash": prev})
-        except (TypeError, ValueError) as exc:
-            self.failures += 1
-            log.error("decision record %s can't be encoded: %s", record.get("decision_id"), exc)
-            if durable:
-                raise AuditError(f"decision record can't be encoded: {exc}") from exc
-            return
-        record.update(seq=seq + 1, prev_hash=prev, hash=digest)
-        self._linked = (digest, seq + 1)
         fut: asyncio.Future[None] | None = loop.create_future() if durable else None
-        thread.submit((record, fut, line, self._epoch))
+        thread.submit((record, fut))
         if fut is not None:
             await fut
 
@@ -290,24 +275,18 @@ class JsonlAuditLog:
         self.checkpoints += 1
         self._settle_in_loop([], [checkpoint])
 
-    def _settle_in_loop(self, settled: _Settled, written: list[dict[str, Any]],
-                        rewind: _Rewind | None = None) -> None:
+    def _settle_in_loop(self, settled: _Settled, written: list[dict[str, Any]]) -> None:
         """Writer thread: have the event loop settle these waiters and tell ``on_written``."""
         loop = self._loop
-        if loop is None or (not settled and rewind is None and (not written or self._on_written is None)):
+        if loop is None or (not settled and (not written or self._on_written is None)):
             return
         try:
-            loop.call_soon_threadsafe(self._settle, settled, written, rewind)
+            loop.call_soon_threadsafe(self._settle, settled, written)
         except RuntimeError:  # NOTE: the loop is closed: nobody is left waiting.
             log.warning("decision log: event loop closed, %d waiters not told", len(settled))
 
-    def _settle(self, settled: _Settled, written: list[dict[str, Any]], rewind: _Rewind | None = None) -> None:
-        """Event loop: resolve each waiter (with its error, if any), then hand ``written`` on.
-
-        ``rewind`` (a failed write: its epoch, the last record on disk) links what comes next to that record.
-        """
-        if rewind is not None and self._epoch <= rewind[0]:
-            self._epoch, self._linked = rewind[0] + 1, (rewind[1], rewind[2])
+    def _settle(self, settled: _Settled, written: list[dict[str, Any]]) -> None:
+        """Event loop: resolve each waiter (with its error, if any), then hand ``written`` on."""
         for fut, err in settled:
             if fut is not None and not fut.done():
                 if err is None:
@@ -319,6 +298,30 @@ class JsonlAuditLog:
                 self._on_written(written)
             except Exception:  # NOTE: a listener's bug must not stop the log.
                 log.exception("decision log listener failed")
+
+    def _chain(self, batch: list[_Pending], settled: _Settled) -> tuple[bytes, list[_Pending]]:
+        """Link a batch into the chain; the bytes to write and the records they hold.
+
+        A record that can't be encoded is left out, its waiter added to ``settled`` with the error.
+        """
+        lines: list[bytes] = []
+        kept: list[_Pending] = []
+        prev, seq = self._prev, self._seq
+        for record, fut in batch:
+            candidate = {**record, "seq": seq + 1, "prev_hash": prev}
+            try:
+                digest, line = chained_line(prev, candidate)
+            except (TypeError, ValueError) as exc:
+                self.failures += 1
+                log.error("decision record %s can't be encoded: %s", record.get("decision_id"), exc)
+                settled.append((fut, AuditError(f"decision record can't be encoded: {exc}")))
+                continue
+            record.update(seq=seq + 1, prev_hash=prev, hash=digest)
+            prev, seq = digest, seq + 1
+            lines.append(line)
+            kept.append((record, fut))
+        self._next = (prev, seq)
+        return b"\n".join(lines) + b"\n" if lines else b"", kept
 
     def _write(self, data: bytes) -> None:
         """Append ``data`` and fsync; on failure cut the file back to its last whole record."""
@@ -364,34 +367,25 @@ class JsonlAuditLog:
     def _flush(self, batch: list[_Pending]) -> None:
         """Writer thread: chain, write and fsync one batch, then have the loop settle its waiters."""
         settled: _Settled = []
-        stale = [item for item in batch if item[3] <= self._failed_epoch]
-        if stale:
-            # NOTE: linked on top of records a failed write lost: they can't be written either.
-            self.failures += len(stale)
-            settled += [(fut, AuditError("decision log write failed: a record this one is chained to was "
-                                         "not written")) for _, fut, _, _ in stale]
-            batch = [item for item in batch if item[3] > self._failed_epoch]
+        data, batch = self._chain(batch, settled)
         if not batch:
             self._settle_in_loop(settled, [])
             return
         try:
-            self._write(b"\n".join(line for _, _, line, _ in batch) + b"\n")
+            self._write(data)
         except Exception as exc:  # NOTE: whatever stops the write, every waiter must hear of it.
             self.failures += len(batch)
             log.error("decision log write failed for %d records: %s", len(batch), exc)
             err = AuditError(f"decision log write failed: {exc}")
-            # NOTE: the chain does not advance: what is appended next links to the last good record.
-            self._failed_epoch = max(item[3] for item in batch)
-            self._settle_in_loop(settled + [(fut, err) for _, fut, _, _ in batch], [],
-                                 (self._failed_epoch, self._prev, self._seq))
+            # NOTE: the chain does not advance, so the next batch links to the last good record.
+            self._settle_in_loop(settled + [(fut, err) for _, fut in batch], [])
             return
-        last = batch[-1][0]
         with self._head_lock:
-            self._prev, self._seq = last["hash"], last["seq"]
+            self._prev, self._seq = self._next
         self._head_file = self._path.name
         self.written += len(batch)
         self.batches += 1
-        self._settle_in_loop(settled + [(fut, None) for _, fut, _, _ in batch], [item[0] for item in batch])
+        self._settle_in_loop(settled + [(fut, None) for _, fut in batch], [record for record, _ in batch])
         if self._max_bytes and self._regular and self._size >= self._max_bytes:
             try:
                 self._rotate()

@@ -1,9 +1,12 @@
 """Two Statelock revisions side by side, in one run: ``python -m bench.compare OLD NEW``.
 
-Each revision is checked out into a scratch git worktree and served with the same
-config in front of the same nginx upstream; the constant-rate generator drives
-state changes (a soft reboot) at each rate, alternating the revisions round by
-round so that drift of the machine hits both. Prints a table of p50/p99 and the
+Each revision is checked out into a scratch git worktree and served (this venv's
+Python, with the checkout first on ``PYTHONPATH``, so an editable install of another
+tree is not what runs) with the same config in front of the same nginx upstream; the constant-rate generator drives
+state changes (a soft reboot) at each rate, and closed loop on one connection
+(``wrk -c1``: what a single client sees, and what queues the least on a busy
+machine), alternating the revisions round by round so that drift of the machine
+hits both. Prints a table of p50/p99 and the
 ratios NEW/OLD, and writes bench/.work/compare.json. Nothing is asserted.
 """
 
@@ -20,12 +23,13 @@ from typing import Any
 import yaml
 
 from bench import upstream
-from bench.load import Workload, fixed_rate
+from bench.load import Workload, fixed_rate, saturate
 from bench.procs import Processes, free_port, http_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / ".work" / "compare"
 RATES = (100.0, 250.0, 500.0)
+CLOSED = "c1"
 ROUNDS = 3
 
 
@@ -63,7 +67,8 @@ def main(argv: list[str]) -> int:
     procs = Processes(WORK)
     ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"compare-{i}")) for i in range(64)]
     work = Workload("state_change", ids)
-    results: dict[str, dict[float, list[dict[str, Any]]]] = {r: {x: [] for x in RATES} for r in revs}
+    points: tuple[float | str, ...] = (*RATES, CLOSED)
+    results: dict[str, dict[float | str, list[dict[str, float]]]] = {r: {x: [] for x in points} for r in revs}
     try:
         up_port = free_port()
         conf = upstream.write_conf(WORK / "upstream", upstream.upstream_conf(WORK / "upstream", up_port))
@@ -75,29 +80,33 @@ def main(argv: list[str]) -> int:
             port = free_port()
             cfg = _config(WORK / f"run-{rev}", f"http://127.0.0.1:{up_port}")
             procs.start(f"statelock-{rev}", [sys.executable, "-m", "sidecar", "serve", "--config", str(cfg)],
-                        cwd=tree, env={"STATELOCK_LISTEN": f"127.0.0.1:{port}", "PATH": "/usr/bin:/bin"},
+                        cwd=tree, env={"STATELOCK_LISTEN": f"127.0.0.1:{port}", "PATH": "/usr/bin:/bin",
+                                       "PYTHONPATH": str(tree)},
                         ready=lambda p=port: http_ok(f"http://127.0.0.1:{p}/statelock/v1/livez"))
             urls[rev] = f"http://127.0.0.1:{port}"
         for _ in range(ROUNDS):
             for rate in RATES:
                 for rev in revs:
-                    results[rev][rate].append(fixed_rate(urls[rev], work, rate, 5.0, 1.0))
+                    results[rev][rate].append(fixed_rate(urls[rev], work, rate, 5.0, 1.0)["corrected_ms"])
+            for rev in revs:
+                results[rev][CLOSED].append(saturate(urls[rev], work, 5.0, conns=1)["latency_ms"])
     finally:
         procs.close()
     summary: dict[str, Any] = {"revs": revs, "rates": {}}
     print(f"{'rate':>6}  {'rev':>10}  {'p50 ms':>8}  {'p99 ms':>8}")
-    for rate in RATES:
+    for rate in points:
         row: dict[str, Any] = {}
         for rev in revs:
-            p50 = statistics.median(r["corrected_ms"]["p50"] for r in results[rev][rate])
-            p99 = statistics.median(r["corrected_ms"]["p99"] for r in results[rev][rate])
+            p50 = statistics.median(r["p50"] for r in results[rev][rate])
+            p99 = statistics.median(r["p99"] for r in results[rev][rate])
             row[rev] = {"p50": p50, "p99": p99}
-            print(f"{rate:>6.0f}  {rev:>10}  {p50:>8.3f}  {p99:>8.3f}")
+            print(f"{rate!s:>6}  {rev:>10}  {p50:>8.3f}  {p99:>8.3f}")
         old, new = row[revs[0]], row[revs[1]]
         row["ratio_new_over_old"] = {"p50": new["p50"] / old["p50"], "p99": new["p99"] / old["p99"]}
         print(f"{'':>6}  {'new/old':>10}  {row['ratio_new_over_old']['p50']:>8.2f}  "
               f"{row['ratio_new_over_old']['p99']:>8.2f}")
         summary["rates"][str(rate)] = row
+    print(f"({CLOSED}: closed loop, one connection, wrk -t1 -c1 -d5s)")
     (WORK / "compare.json").write_text(json.dumps(summary, indent=2))
     return 0
 

@@ -18,6 +18,11 @@ PCTS = ("p50", "p90", "p99")
 STATE_P50_BUDGET_MS = 0.5
 STATE_P99_BUDGET_MS = 2.0
 READ_FACTOR_BUDGET = 3.0
+# Goals of issue 18 (closed loop, one connection; saturation with workers at their best; the soak).
+FAST_P50_BUDGET_MS = 1.0
+FAST_P99_BUDGET_MS = 2.0
+SATURATION_SHARE_GOAL = 0.2
+RSS_GROWTH_BUDGET = 0.15
 # OPA docs "envoy-performance" (v0.27-v0.29), Envoy gRPC client, 100 rps, read from the published
 # graphs (shared/reference/opa.md section 1.4): App+Envoy vs App+Envoy+OPA RBAC.
 ENVOY_REF = {"rate": 100, "envoy_p50": 1.4, "envoy_p99": 2.8, "opa_rbac_p50": 2.8, "opa_rbac_p99": 8.5,
@@ -151,9 +156,9 @@ def breakdown(results: dict[str, Any], variant: str = "statelock_embedded", rate
         direct = results["fixed_rate"]["state_change"][rate]["direct"]["corrected_ms"]["p50"]
         t = results["server_timers"][variant][rate]
         parts = {
-            "lock read (has_scoped_locks + effective locks)": t["lock_read_ms"]["p50"],
+            "lock read (instance_locks + effective_locks; SQLite: from memory)": t["lock_read_ms"]["p50"],
             "policy evaluation": t["policy_eval_ms"]["p50"],
-            "durable decision record (group-commit window + write + fsync, via to_thread)":
+            "durable decision record (queue to the writer thread, write + fdatasync, group commit)":
                 t["record_wait_ms"]["p50"],
             "upstream round trip as the sidecar sees it": t["upstream_ms"]["p50"],
         }
@@ -163,3 +168,45 @@ def breakdown(results: dict[str, Any], variant: str = "statelock_embedded", rate
           "building the records, scheduling"] = client - sum(parts.values())
     return {"variant": variant, "rate": int(rate), "client_p50_ms": client, "direct_p50_ms": direct,
             "added_p50_ms": round(client - direct, 3), "parts_ms": {k: round(v, 3) for k, v in parts.items()}}
+
+
+def acceptance(results: dict[str, Any], variant: str = "statelock_embedded") -> list[dict[str, Any]]:
+    """Issue 18's acceptance as ratios from one run's ``fastpath`` numbers (empty without them).
+
+    Each row: ``goal``, the measured ``value``, the ``budget`` it is held to, ``ratio``
+    (value / budget, except saturation: share / goal, where >= 1 meets it) and ``met``.
+    """
+    fp = results.get("fastpath") or {}
+    rows: list[dict[str, Any]] = []
+    closed = fp.get("closed_loop", {})
+    state, read = closed.get("state_change", {}), closed.get("read", {})
+    if variant in state and "direct" in state:
+        for p, budget in (("p50", FAST_P50_BUDGET_MS), ("p99", FAST_P99_BUDGET_MS)):
+            add = round(state[variant][p] - state["direct"][p], 3)
+            rows.append({"goal": f"state change added over direct, {p} (closed loop, 1 connection)",
+                         "value": add, "unit": "ms", "budget": budget, "ratio": round(add / budget, 2),
+                         "met": add <= budget})
+    if variant in read and "nginx" in read and "direct" in read:
+        for p in ("p50", "p99"):
+            ours, theirs = read[variant][p] - read["direct"][p], read["nginx"][p] - read["direct"][p]
+            factor = round(ours / theirs, 2) if theirs > 0.005 else None
+            rows.append({"goal": f"read added over direct vs nginx's addition, {p} (closed loop)",
+                         "value": round(ours, 3), "unit": f"ms (nginx +{theirs:.3f} ms)",
+                         "budget": READ_FACTOR_BUDGET, "ratio": factor,
+                         "met": factor is not None and factor <= READ_FACTOR_BUDGET})
+    sat = fp.get("saturation", {})
+    up = sat.get("upstream", {}).get("rps")
+    measured = {w: r for w, r in sat.get("workers", {}).items() if "rps" in r}
+    if up and measured:
+        best = max(measured, key=lambda w: measured[w]["rps"])
+        share = measured[best]["rps"] / up
+        rows.append({"goal": f"state changes at saturation vs the upstream's own (workers {best})",
+                     "value": round(share, 3), "unit": f"x ({measured[best]['rps']:.0f} vs {up:.0f} req/s)",
+                     "budget": SATURATION_SHARE_GOAL, "ratio": round(share / SATURATION_SHARE_GOAL, 2),
+                     "met": share >= SATURATION_SHARE_GOAL})
+    soak = fp.get("soak")
+    if soak:
+        rows.append({"goal": f"RSS growth over {soak['requests']:,} state changes after warm-up",
+                     "value": round(soak["growth"] * 100, 2), "unit": "%", "budget": RSS_GROWTH_BUDGET * 100,
+                     "ratio": round(soak["growth"] / RSS_GROWTH_BUDGET, 2), "met": soak["growth"] < RSS_GROWTH_BUDGET})
+    return rows

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bench.figures import ENVOY_REF, LABEL, STATELOCK, VARIANTS, added, breakdown, goals
+from bench.figures import ENVOY_REF, LABEL, STATELOCK, VARIANTS, acceptance, added, breakdown, goals
 
 
 def _f(x: Any, nd: int = 3) -> str:
@@ -134,6 +134,37 @@ def _md_goals(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def _md_acceptance(results: dict[str, Any]) -> list[str]:
+    """Issue 18's acceptance as ratios (closed loop, saturation with workers, the soak), then the raw numbers."""
+    rows = acceptance(results)
+    fp = results.get("fastpath")
+    if not rows or not fp:
+        return []
+    out = ["### The fast path (issue 18): each goal as a ratio", "",
+           "Closed loop on one keep-alive connection (`wrk -t1 -c1 -d5s`), Statelock (embedded) with its defaults; "
+           "saturation `wrk -t1 -c16`; the soak: state changes in `wrk -c4` rounds after the fixed-rate runs, "
+           "VmRSS after each. Ratio = value / budget (<= 1.00 meets it), for saturation share / goal "
+           "(>= 1.00 meets it).", "",
+           "| goal | value | budget | ratio | met? |", "|---|---:|---:|---:|---|"]
+    for r in rows:
+        ratio = "n/a" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        out.append(_md_row(r["goal"], f"{r['value']} {r['unit']}", r["budget"], ratio, _met(r)))
+    out += ["", "| closed loop | direct p50 / p99 ms | nginx | Statelock (embedded) |", "|---|---|---|---|"]
+    for kind, by_var in fp["closed_loop"].items():
+        out.append(_md_row(kind, *(_p50_p99(by_var.get(v, {})) for v in ("direct", "nginx", "statelock_embedded"))))
+    sat = fp["saturation"]
+    out += ["", f"State changes at saturation: upstream alone {sat['upstream']['rps']:.0f} req/s; "
+            + "; ".join(f"workers {w}: " + (f"{r['rps']:.0f} req/s (p50 {r['p50']:.2f} ms, p99 {r['p99']:.2f} ms)"
+                                            if "rps" in r else f"not run ({r.get('error', '?')})")
+                        for w, r in sat["workers"].items()) + "."]
+    soak = fp["soak"]
+    points = ", ".join(f"{s_['requests']}: {s_['rss_kib'] / 1024:.1f}" for s_ in soak["samples"][::max(1, len(
+        soak["samples"]) // 8)])
+    out += ["", f"Soak: {soak['requests']:,} state changes ({soak['errors']} errors), RSS {soak['growth']:+.1%} "
+            f"({soak['kib_per_1000']} KiB per 1,000); requests: MiB {points}.", ""]
+    return out
+
+
 def _commit_note(results: dict[str, Any]) -> str:
     end = results.get("git_commit_end")
     if end and end != results["machine"]["git_commit"]:
@@ -177,6 +208,7 @@ def markdown(results: dict[str, Any]) -> str:
         *_background_note(results),
         "## Goals", "",
     ]
+    out += _md_acceptance(results)
     out += _md_goals(results)
     out += ["", "## Latency at fixed rates", "",
             "Constant-rate load (bench/loadgen, wrk2-style, coordinated-omission corrected), "

@@ -36,8 +36,10 @@ _AREAS = (
 
 
 # Innermost frames of a thread that waits (py-spy's idle detection misses some of them):
-# an executor worker blocked in queue.get, the event loop blocked in epoll.
+# an executor worker blocked in queue.get, the event loop blocked in epoll, the decision-log
+# writer thread blocked in SimpleQueue.get (C code: the innermost Python frame is its loop).
 IDLE_LEAVES = frozenset({
+    "BatchThread._main (sidecar/audit/batch_thread.py)",
     "_worker (concurrent/futures/thread.py)",
     "EpollSelector.select (selectors.py)",
     "Condition.wait (threading.py)",

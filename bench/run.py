@@ -7,7 +7,8 @@ Variants (every one in front of the same canned upstream):
   statelock_opa       ``python -m sidecar serve``, ``policy.engine: opa`` against ``opa run --server``
 
 Environment knobs: BENCH_QUICK=1 (short runs, for trying the harness; not a result),
-BENCH_SKIP_PROFILE=1.
+BENCH_SKIP_PROFILE=1, BENCH_WORKERS=1,2 (the ``server.workers`` settings measured at
+saturation, ``bench.fastpath``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from bench import figures, load, locktable, micro, report
+from bench import fastpath, figures, load, locktable, micro, report
 from bench.figures import STATELOCK, VARIANTS
 from bench.procs import Proc, Processes, children, cpu_seconds, free_port, http_ok, machine_busy_s, rss_kib
 from bench.profiling import profile_pid
@@ -169,7 +170,7 @@ class Bench:
                     "--bundle", str(BUNDLE)],
             cwd=ROOT, ready=lambda: http_ok(f"http://127.0.0.1:{port}/health?bundles"))
 
-    def statelock_config(self, name: str, engine: str, db: Path, port: int) -> Path:
+    def statelock_config(self, name: str, engine: str, db: Path, port: int, workers: int = 1) -> Path:
         d = WORK / name
         d.mkdir(parents=True, exist_ok=True)
         policy: dict[str, Any] = {"engine": engine, "bundle": str(BUNDLE)}
@@ -185,14 +186,16 @@ class Bench:
             "policy": policy,
             "audit": {"path": str(d / "decisions.jsonl"), "on_failure": "deny"},
         }
+        if workers != 1:
+            raw["server"] = {"workers": workers}
         path = d / "statelock.yaml"
         path.write_text(yaml.safe_dump(raw, sort_keys=False))
         return path
 
-    def start_statelock(self, name: str, engine: str, db: Path) -> Proc:
+    def start_statelock(self, name: str, engine: str, db: Path, workers: int = 1) -> Proc:
         port = free_port()
         self.ports[name] = port
-        cfg = self.statelock_config(name, engine, db, port)
+        cfg = self.statelock_config(name, engine, db, port, workers)
         env = {k: v for k, v in os.environ.items() if k != "STATELOCK_LISTEN"}
         proc = self.procs.start(
             name, [sys.executable, "-m", "sidecar", "serve", "--config", str(cfg)], cwd=ROOT, env=env,
@@ -318,6 +321,41 @@ class Bench:
                      f"errors {res['errors']}  other load {res['other_load_cores']} cores")
         self.results["saturation"] = out
 
+    def fastpath(self) -> None:
+        """Issue 18's measurements (``bench.fastpath``): closed loop, saturation with workers, the soak."""
+        ids = list(locktable.UNLOCKED)
+        _log("fast path: closed loop on one connection (direct, nginx, Statelock; reads and state changes)")
+        closed = fastpath.closed_loop({v: self.url(v) for v in ("direct", "nginx", "statelock_embedded")}, ids,
+                                      fastpath.CLOSED_S if not self.plan.quick else 2.0)
+        for kind, by_var in closed.items():
+            _log(f"closed loop {kind:12} " + "  ".join(f"{v} p50 {r['p50']:.3f} p99 {r['p99']:.3f}"
+                                                        for v, r in by_var.items()))
+        sat: dict[str, Any] = {"upstream": fastpath.saturation(self.url("direct"), ids, self.plan.saturation),
+                               "workers": {}}
+        for n in fastpath.workers_settings():
+            name = "statelock_embedded" if n == 1 else f"statelock_workers_{n}"
+            proc = None
+            try:
+                if n != 1:
+                    db = WORK / name / "locks.db"
+                    db.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(WORK / "tables" / "locks-base.db", db)
+                    proc = self.start_statelock(name, "embedded", db, workers=n)
+                    load.fixed_rate(self.url(name), load.Workload("state_change", ids), 200, 2.0, 0.5)
+                sat["workers"][str(n)] = fastpath.saturation(self.url(name), ids, self.plan.saturation)
+            except RuntimeError as exc:
+                sat["workers"][str(n)] = {"error": str(exc).splitlines()[0][:300]}
+            finally:
+                if proc is not None:
+                    self.procs.stop(proc)
+                    self.pids.pop(name, None)
+            _log(f"saturation (wrk -c{fastpath.SATURATION_CONNS}) state changes, workers {n}: "
+                 f"{sat['workers'][str(n)]}; upstream alone {sat['upstream']['rps']} req/s")
+        soak_n = fastpath.SOAK_REQUESTS if not self.plan.quick else 2000
+        _log(f"soak: {soak_n} allowed state changes, RSS sampled")
+        soak = fastpath.soak(self.url("statelock_embedded"), self.pids["statelock_embedded"].pid, ids, soak_n, _log)
+        self.results["fastpath"] = {"closed_loop": closed, "saturation": sat, "soak": soak}
+
     def rss(self, label: str) -> None:
         snap = {name: rss_kib(self.pids[name].pid) for name in ("statelock_embedded", "statelock_opa", "opa")
                 if name in self.pids}
@@ -433,6 +471,7 @@ class Bench:
         self.fixed_rate_matrix()
         self.saturation()
         self.rss("after_load")
+        self.fastpath()
         self.engine_alone()
         self.server_timers()
         self.procs.stop(self.pids.pop("statelock_opa"))

@@ -1,11 +1,14 @@
 """The decision log: JSON lines, hash-chained, with group commit and rotation by size.
 
-``append`` hands a record to the writer and, with ``durable=True``, returns only
-once the record is on disk (written and fsynced). Records that arrive within
-``flush_window_ms`` of each other share one write and one fsync, as in a
-database's group commit, so "recorded before forwarded" does not cost one fsync
-per request. A failed write raises ``AuditError`` in every waiting caller and is
-counted; the caller applies ``audit.on_failure``. A failed write leaves nothing
+``append`` hands a record to the log's own writer thread (``sidecar.audit.batch_thread``)
+and, with ``durable=True``, returns only once the record is on disk (written and
+fsynced). The records queued while a write is in flight, or within
+``flush_window_ms`` of the first, share one write and one fsync, as in a database's
+group commit, so "recorded before forwarded" does not cost one fsync per request.
+The thread chains, writes, fsyncs, rotates and checkpoints; the event loop only
+queues a record and is woken once per batch to settle its waiters. A failed write
+raises ``AuditError`` in every waiting caller and is counted; the caller applies
+``audit.on_failure``. A failed write leaves nothing
 behind: the file is cut back to its last whole record, and the chain goes on from it.
 
 Rotation: with ``max_bytes`` set, once the active file reaches that size it is
@@ -42,10 +45,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from sidecar.audit.batch_thread import BatchThread
 from sidecar.audit.checkpoint import CheckpointFile
 from sidecar.audit.files import (
     default_key_path,
@@ -65,6 +71,7 @@ from sidecar.errors import AuditError
 log = logging.getLogger(__name__)
 
 _Pending = tuple[dict[str, Any], "asyncio.Future[None] | None"]
+_Settled = list[tuple["asyncio.Future[None] | None", "AuditError | None"]]
 
 
 class AuditLog(Protocol):
@@ -92,7 +99,7 @@ class JsonlAuditLog:
     """An AuditLog writing one JSON line per record to a file (see module docstring).
 
     ``max_bytes`` 0 never rotates. ``on_written``, if given, is called in the event
-    loop with each batch of records once they are on disk (with their ``seq``,
+    loop (the one ``open`` ran in) with each batch of records once they are on disk (with their ``seq``,
     ``prev_hash`` and ``hash``), and with each checkpoint once it is written: the
     place to hand them to a ``DecisionShipper``; it must not block, and what it raises
     is logged and ignored. ``checkpoint_interval_s`` (positive) and ``signing_key``
@@ -122,13 +129,11 @@ class JsonlAuditLog:
         self._checkpoints: CheckpointFile | None = None
         self._checkpointed_seq = 0
         self._checkpoint_at = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._checkpoint_due = False
         self._head_file = self._path.name
         self._tail = TailCheck("not open", None, 0)
-        self._pending: list[_Pending] = []
-        self._wakeup = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._thread: BatchThread[_Pending] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._head_lock = threading.Lock()
         self._closing = False
         self._fh: Any = None
         self._size = 0
@@ -163,8 +168,11 @@ class JsonlAuditLog:
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise AuditError(f"cannot open decision log {self._path}: {exc}") from exc
         self._closing = False
-        self._checkpoint_at = asyncio.get_running_loop().time() + self._interval
-        self._task = asyncio.create_task(self._writer(), name="statelock-audit-writer")
+        self._loop = asyncio.get_running_loop()
+        self._checkpoint_at = time.monotonic() + self._interval
+        self._thread = BatchThread("statelock-audit-writer", self._flush, window_s=self._window,
+                                   due=self._until_checkpoint, tick=self._checkpoint_if_due)
+        self._thread.start()
 
     def _open_sync(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -210,78 +218,54 @@ class JsonlAuditLog:
         ``key_id``. ``checkpoints``: False for a log that is not a regular file.
         ``checkpoint_failures``: checkpoints that could not be written.
         """
-        return chain_state(self._seq, self._prev, self._tail, self._checkpoints, self.checkpoint_failures)
+        with self._head_lock:
+            seq, prev = self._seq, self._prev
+        return chain_state(seq, prev, self._tail, self._checkpoints, self.checkpoint_failures)
 
     async def close(self) -> None:
         """Flush what is pending, write the last checkpoint, release the writer lock."""
-        task, self._task = self._task, None
-        if task is not None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
             self._closing = True
-            self._wakeup.set()
-            try:
-                await task
-            except Exception:  # NOTE: the writer failed its callers already; closing goes on.
-                log.exception("decision log writer ended with an error")
-        if self._pending:
-            await self._flush()
-        await self._checkpoint()
+            # NOTE: the batches' settle callbacks were queued on the loop before this await returns.
+            await asyncio.to_thread(thread.stop)
+        await asyncio.to_thread(self._checkpoint)
         if self._fh is not None:
             self._fh.close()
             self._fh = None
         self._lock.release()
 
     async def append(self, record: dict[str, Any], durable: bool = True) -> None:
-        if self._task is None or self._closing:
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None or self._closing:
             raise AuditError("decision log is not open")
-        fut: asyncio.Future[None] | None = (
-            asyncio.get_running_loop().create_future() if durable else None
-        )
-        self._pending.append((record, fut))
-        self._wakeup.set()
+        fut: asyncio.Future[None] | None = loop.create_future() if durable else None
+        thread.submit((record, fut))
         if fut is not None:
             await fut
-
-    async def _writer(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await self._wakeup.wait()
-            if self._window and self._pending and not self._closing:
-                await asyncio.sleep(self._window)
-            self._wakeup.clear()
-            await self._flush()
-            if self._needs_checkpoint() and (self._checkpoint_due or loop.time() >= self._checkpoint_at):
-                await self._checkpoint()
-            self._arm_checkpoint_timer(loop)
-            if self._closing and not self._pending:
-                return
 
     def _needs_checkpoint(self) -> bool:
         return self._checkpoints is not None and self._seq != self._checkpointed_seq
 
-    def _arm_checkpoint_timer(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wake the writer when the next checkpoint is due, once records wait for one."""
-        if self._timer is None and self._needs_checkpoint() and not self._closing:
-            # NOTE: one timer per interval, not a timeout per wait: the hot path stays a bare Event.wait.
-            self._timer = loop.call_at(self._checkpoint_at, self._checkpoint_timer_fired)
+    def _until_checkpoint(self) -> float | None:
+        """Writer thread: seconds until the next checkpoint is due (None: none is waiting)."""
+        if not self._needs_checkpoint():
+            return None
+        return max(0.0, self._checkpoint_at - time.monotonic())
 
-    def _checkpoint_timer_fired(self) -> None:
-        # NOTE: call_at may run a hair before its time; the flag, not the clock, says it is due.
-        self._timer, self._checkpoint_due = None, True
-        self._wakeup.set()
+    def _checkpoint_if_due(self) -> None:
+        if self._needs_checkpoint() and time.monotonic() >= self._checkpoint_at:
+            self._checkpoint()
 
-    async def _checkpoint(self) -> None:
-        """Sign the chain's head into the checkpoint file, if records came since the last one."""
+    def _checkpoint(self) -> None:
+        """Writer thread (or close, once it ended): sign the chain's head into the checkpoint file."""
         checkpoints = self._checkpoints
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._checkpoint_due = False
         if checkpoints is None or not self._needs_checkpoint():
             return
         seq, digest = self._seq, self._prev
-        self._checkpoint_at = asyncio.get_running_loop().time() + self._interval
+        self._checkpoint_at = time.monotonic() + self._interval
         try:
-            checkpoint = await asyncio.to_thread(checkpoints.append, seq, digest, self._head_file)
+            checkpoint = checkpoints.append(seq, digest, self._head_file)
         except OSError as exc:
             self.checkpoint_failures += 1
             log.error("decision log %s: checkpoint of seq %d can't be written to %s (%s); trying again in "
@@ -289,14 +273,37 @@ class JsonlAuditLog:
             return
         self._checkpointed_seq = seq
         self.checkpoints += 1
-        if self._on_written is not None:
+        self._settle_in_loop([], [checkpoint])
+
+    def _settle_in_loop(self, settled: _Settled, written: list[dict[str, Any]]) -> None:
+        """Writer thread: have the event loop settle these waiters and tell ``on_written``."""
+        loop = self._loop
+        if loop is None or (not settled and (not written or self._on_written is None)):
+            return
+        try:
+            loop.call_soon_threadsafe(self._settle, settled, written)
+        except RuntimeError:  # NOTE: the loop is closed: nobody is left waiting.
+            log.warning("decision log: event loop closed, %d waiters not told", len(settled))
+
+    def _settle(self, settled: _Settled, written: list[dict[str, Any]]) -> None:
+        """Event loop: resolve each waiter (with its error, if any), then hand ``written`` on."""
+        for fut, err in settled:
+            if fut is not None and not fut.done():
+                if err is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(err)
+        if written and self._on_written is not None:
             try:
-                self._on_written([checkpoint])
+                self._on_written(written)
             except Exception:  # NOTE: a listener's bug must not stop the log.
                 log.exception("decision log listener failed")
 
-    def _chain(self, batch: list[_Pending]) -> tuple[bytes, list[_Pending]]:
-        """Link a batch into the chain; the bytes to write and the records they hold."""
+    def _chain(self, batch: list[_Pending], settled: _Settled) -> tuple[bytes, list[_Pending]]:
+        """Link a batch into the chain; the bytes to write and the records they hold.
+
+        A record that can't be encoded is left out, its waiter added to ``settled`` with the error.
+        """
         lines: list[bytes] = []
         kept: list[_Pending] = []
         prev, seq = self._prev, self._seq
@@ -307,8 +314,7 @@ class JsonlAuditLog:
             except (TypeError, ValueError) as exc:
                 self.failures += 1
                 log.error("decision record %s can't be encoded: %s", record.get("decision_id"), exc)
-                if fut is not None and not fut.done():
-                    fut.set_exception(AuditError(f"decision record can't be encoded: {exc}"))
+                settled.append((fut, AuditError(f"decision record can't be encoded: {exc}")))
                 continue
             record.update(seq=seq + 1, prev_hash=prev, hash=digest)
             prev, seq = digest, seq + 1
@@ -358,39 +364,31 @@ class JsonlAuditLog:
         self._next_n += 1
         self.rotations += 1
 
-    async def _flush(self) -> None:
-        batch, self._pending = self._pending, []
+    def _flush(self, batch: list[_Pending]) -> None:
+        """Writer thread: chain, write and fsync one batch, then have the loop settle its waiters."""
+        settled: _Settled = []
+        data, batch = self._chain(batch, settled)
         if not batch:
-            return
-        data, batch = self._chain(batch)
-        if not batch:
+            self._settle_in_loop(settled, [])
             return
         try:
-            await asyncio.to_thread(self._write, data)
+            self._write(data)
         except Exception as exc:  # NOTE: whatever stops the write, every waiter must hear of it.
             self.failures += len(batch)
             log.error("decision log write failed for %d records: %s", len(batch), exc)
             err = AuditError(f"decision log write failed: {exc}")
             # NOTE: the chain does not advance, so the next batch links to the last good record.
-            for _, fut in batch:
-                if fut is not None and not fut.done():
-                    fut.set_exception(err)
+            self._settle_in_loop(settled + [(fut, err) for _, fut in batch], [])
             return
-        self._prev, self._seq = self._next
+        with self._head_lock:
+            self._prev, self._seq = self._next
         self._head_file = self._path.name
         self.written += len(batch)
         self.batches += 1
-        for _, fut in batch:
-            if fut is not None and not fut.done():
-                fut.set_result(None)
-        if self._on_written is not None:
-            try:
-                self._on_written([record for record, _ in batch])
-            except Exception:  # NOTE: a listener's bug must not stop the log.
-                log.exception("decision log listener failed")
+        self._settle_in_loop(settled + [(fut, None) for _, fut in batch], [record for record, _ in batch])
         if self._max_bytes and self._regular and self._size >= self._max_bytes:
             try:
-                await asyncio.to_thread(self._rotate)
+                self._rotate()
             except OSError as exc:
                 log.error("decision log %s could not be rotated (writing on): %s", self._path, exc)
 

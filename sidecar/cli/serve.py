@@ -65,10 +65,20 @@ def serve(path: str, worker: int = 0, ready_fd: int | None = None, lifeline_fd: 
         log.error("%s", exc.message)
         return 1
     try:
-        return asyncio.run(_run(cfg, sock, tls, info, ready_fd, lifeline_fd))
+        with asyncio.Runner(loop_factory=_loop_factory(cfg.server.event_loop)) as runner:
+            return runner.run(_run(cfg, sock, tls, info, ready_fd, lifeline_fd))
     except SidecarError as exc:
         log.error("statelock could not start: %s: %s", exc.code, exc.message)
         return 1
+
+
+def _loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop ``server.event_loop`` names (None: the standard library's)."""
+    if name == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
 
 
 def _name_worker_in_log(worker: int) -> None:
@@ -109,12 +119,15 @@ def _watch_lifeline(loop: asyncio.AbstractEventLoop, lifeline_fd: int | None, st
 async def _run(cfg: Config, sock: socket.socket, tls: ssl.SSLContext | None, worker: WorkerInfo,
                ready_fd: int | None = None, lifeline_fd: int | None = None) -> int:
     from aiohttp import web
+    from aiohttp.log import access_logger
 
     from sidecar.app import create_app
     from sidecar.handlers.lifecycle import STATE
 
     app = create_app(cfg, worker)
+    # NOTE: access_log=None is aiohttp's "no access logger": no per-request formatting or level check.
     runner = web.AppRunner(app, handle_signals=False, access_log_format=ACCESS_LOG_FORMAT,
+                           access_log=access_logger if cfg.server.access_log else None,
                            shutdown_timeout=cfg.shutdown_timeout_s)
     try:
         await runner.setup()
@@ -137,8 +150,9 @@ async def _run(cfg: Config, sock: socket.socket, tls: ssl.SSLContext | None, wor
         site = web.SockSite(runner, sock, ssl_context=tls)
         await site.start()
         scheme = "https" if tls else "http"
-        of = f" (worker {worker.index} of {worker.count})" if worker.count > 1 else ""
-        log.info("statelock %s listening on %s://%s%s", __version__, scheme, cfg.listen, of)
+        of = f", worker {worker.index} of {worker.count}" if worker.count > 1 else ""
+        log.info("statelock %s listening on %s://%s (event loop %s%s)", __version__, scheme, cfg.listen,
+                 type(loop).__module__.split(".")[0], of)
         _tell_ready(ready_fd)
         await stop.wait()
         state = app[STATE]

@@ -268,7 +268,7 @@ class TlsConfig:
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """The serving process: how many workers serve the port."""
+    """The serving process: its workers, its event loop and its access log."""
 
     workers: int = _help(
         "Worker processes serving the one listen port (SO_REUSEPORT: the kernel spreads connections "
@@ -277,6 +277,13 @@ class ServerConfig:
         "60 s), and drains them all on SIGTERM/SIGINT. Each worker writes its own decision-log chain "
         "(worker 1 audit.path itself, worker k <stem>-w<k><suffix>); with SQLite the guard holds across "
         "workers through record locks on <lock db>-guard. See docs/workers.md.", default=1)
+    event_loop: str = _help(
+        "'uvloop' (libuv's loop: less time per request in the loop itself) or 'asyncio' (the standard "
+        "library's).", default="uvloop")
+    access_log: bool = _help(
+        "One INFO line per request on the 'aiohttp.access' logger (client, request line, status, bytes, "
+        "seconds; never a header, so never a token). Off by default: it costs several percent of the "
+        "CPU per request, and every decision is on record in the decision log anyway.", default=False)
 
 
 @dataclass(frozen=True)

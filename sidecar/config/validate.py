@@ -22,6 +22,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "audit.on_failure": ("deny", "continue"),
     "classifier.unknown_reads": ("forward", "deny"),
     "audit.index": ("auto", "sqlite", "postgresql", "off"),
+    "server.event_loop": ("uvloop", "asyncio"),
 }
 
 

@@ -2,6 +2,11 @@
 
 One connection for writes, used from one worker thread so the event loop never
 blocks on disk; reads run on a second, read-only connection on the event loop.
+The reads that decide are answered from memory (``sidecar.locks.memory``) while
+the table has not changed: each checks ``PRAGMA data_version`` on the reader (it
+moves on every commit of the writer connection and of any other connection or
+process on the file) and the store's own count of writes, and reads SQL again
+only after a change.
 WAL journal with ``synchronous=FULL``: a lock is on disk when ``add`` returns.
 Schema changes are the numbered migrations of ``sidecar.locks.sql``, recorded in
 ``schema_version``. The file is created 0640 whatever the umask (SQLite gives its
@@ -24,6 +29,7 @@ from typing import Any, TypeVar
 from sidecar.errors import LockStoreError
 from sidecar.guard import Guard, InstanceGuard
 from sidecar.identity import Subject
+from sidecar.locks.memory import LockMemory, ScopedSummary, in_force, oldest_first
 from sidecar.locks.model import Lock, LockFilter
 from sidecar.locks.sql import SCHEMA_VERSION_TABLE, Dialect, LockSql, table_migrations, to_run
 from sidecar.vocab import LockState
@@ -43,6 +49,9 @@ SQLITE = Dialect(
 MIGRATIONS: tuple[str, ...] = table_migrations(SQLITE)
 _SQL = LockSql(SQLITE)
 _CHUNK = 900  # NOTE: stays under SQLite's historical default limit of 999 bound parameters.
+_ROWS_ON = f"{_SQL.select} WHERE scope = ? AND target = ? AND state <> 'lifted' ORDER BY created_at, id"
+_SCOPED_SUMMARY = ("SELECT max(expires_at IS NULL), max(expires_at) FROM locks "
+                   "WHERE scope <> 'instance' AND state <> 'lifted'")
 
 
 def sqlite_path(url: str) -> str:
@@ -82,6 +91,8 @@ class SqliteLockStore:
         self._reader: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="statelock-sqlite")
         self._guard = InstanceGuard()
+        self._memory = LockMemory()
+        self._writes = 0
 
     def guard(self, timeout_s: float) -> Guard:
         """The store's one in-process guard (the same one on every call; it does not time out)."""
@@ -91,6 +102,34 @@ class SqliteLockStore:
         """Run ``fn`` on the writer connection, in the store's one worker thread."""
         return await asyncio.get_running_loop().run_in_executor(
             self._executor, lambda: _call(self._conn, fn))
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``_run`` for a statement that changes the table: what memory holds is dropped once it did."""
+        try:
+            return await self._run(fn)
+        finally:
+            self._writes += 1
+
+    def _memo(self) -> LockMemory:
+        """The lock memory at the table's version now (one ``PRAGMA data_version``)."""
+        version = self._read(lambda c: c.execute("PRAGMA data_version").fetchone()[0])
+        return self._memory.at((self._writes, version))
+
+    def _rows_on(self, memo: LockMemory, scope: str, target: str) -> tuple[Lock, ...]:
+        """The rows not lifted on one target, from memory or read into it."""
+        rows = memo.rows((scope, target))
+        if rows is None:
+            rows = memo.put((scope, target), self._read(
+                lambda c: [_SQL.lock(r) for r in c.execute(_ROWS_ON, (scope, target))]))
+        return rows
+
+    def _scoped(self, memo: LockMemory, now: datetime) -> bool:
+        summary = memo.scoped
+        if summary is None:
+            forever, latest = self._read(lambda c: c.execute(_SCOPED_SUMMARY).fetchone())
+            summary = memo.scoped = ScopedSummary(bool(forever), None if latest is None
+                                                  else SQLITE.decode_time(latest))
+        return summary.any_in_force(now)
 
     def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run a read on the event loop's own connection.
@@ -147,36 +186,40 @@ class SqliteLockStore:
         pairs = [(s, t) for s, t in (("instance", instance_id), ("project", project_id), ("host", host)) if t]
         if not pairs:
             return []
-        return self._locks(*_SQL.effective(pairs, now))
+        memo = self._memo()
+        return oldest_first([self._rows_on(memo, s, t) for s, t in pairs], now)
 
     async def instance_locks(self, instance_id: str, now: datetime) -> tuple[list[Lock], bool]:
-        ts = _SQL.encode_now(now)
-
-        def both(c: sqlite3.Connection) -> tuple[list[Lock], bool]:
-            locks = [_SQL.lock(r) for r in c.execute(_SQL.instance, (instance_id, ts))]
-            return locks, c.execute(_SQL.scoped_exists, (ts,)).fetchone() is not None
-
-        return self._read(both)
+        memo = self._memo()
+        return in_force(self._rows_on(memo, "instance", instance_id), now), self._scoped(memo, now)
 
     async def locks_on_instances(self, instance_ids: Sequence[str], now: datetime) -> dict[str, list[Lock]]:
         ids = list(dict.fromkeys(instance_ids))
-        out: dict[str, list[Lock]] = {i: [] for i in ids}
-        for start in range(0, len(ids), _CHUNK):
-            for lock in self._locks(*_SQL.on_instances(ids[start:start + _CHUNK], now)):
-                out[lock.target].append(lock)
-        return out
+        memo = self._memo()
+        known = {i: memo.rows(("instance", i)) for i in ids}
+        missing = [i for i, rows in known.items() if rows is None]
+        for start in range(0, len(missing), _CHUNK):
+            chunk = missing[start:start + _CHUNK]
+            read: dict[str, list[Lock]] = {i: [] for i in chunk}
+            clause, args = _SQL.member("target", chunk)
+            for lock in self._locks(f"{_SQL.select} WHERE scope = 'instance' AND {clause} AND state <> 'lifted' "
+                                    "ORDER BY created_at, id", args):
+                read[lock.target].append(lock)
+            for i, rows in read.items():
+                known[i] = memo.put(("instance", i), rows)
+        return {i: in_force(rows or (), now) for i, rows in known.items()}
 
     async def has_scoped_locks(self, now: datetime) -> bool:
-        return self._read(lambda c: c.execute(_SQL.scoped_exists, (_SQL.encode_now(now),)).fetchone() is not None)
+        return self._scoped(self._memo(), now)
 
     async def add(self, lock: Lock) -> None:
-        await self._run(lambda c: c.execute(_SQL.insert, _SQL.params(lock)))
+        await self._write(lambda c: c.execute(_SQL.insert, _SQL.params(lock)))
 
     async def lift(self, lock_ids: Sequence[str], lifted_by: Subject, decision_id: str, now: datetime) -> int:
         ids = list(lock_ids)
         if not ids:
             return 0
-        return await self._run(lambda c: c.execute(*_SQL.lift(ids, lifted_by, decision_id, now)).rowcount)
+        return await self._write(lambda c: c.execute(*_SQL.lift(ids, lifted_by, decision_id, now)).rowcount)
 
     async def get(self, lock_id: str) -> Lock | None:
         def one(c: sqlite3.Connection) -> Lock | None:
@@ -190,7 +233,7 @@ class SqliteLockStore:
         return await self._run(lambda c: [_SQL.lock(r) for r in c.execute(sql, args)])
 
     async def set_state(self, lock_id: str, state: LockState, note: str = "") -> None:
-        await self._run(lambda c: c.execute(_SQL.set_state, (state, note, lock_id)))
+        await self._write(lambda c: c.execute(_SQL.set_state, (state, note, lock_id)))
 
     async def pending_locks(self) -> list[Lock]:
         return await self._run(lambda c: [_SQL.lock(r) for r in c.execute(_SQL.pending)])

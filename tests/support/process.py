@@ -28,14 +28,17 @@ def write_config(path: Path, raw: dict[str, Any]) -> Path:
     return path
 
 
-async def start_statelock(config: Path, port: int, log: Path,
-                          timeout_s: float = 20.0) -> asyncio.subprocess.Process:
-    """Start ``python -m sidecar serve`` and return once /statelock/v1/health answers."""
+async def start_statelock(config: Path, port: int, log: Path, timeout_s: float = 20.0,
+                          env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
+    """Start ``python -m sidecar serve`` and return once /statelock/v1/livez answers.
+
+    ``env`` adds to the process's otherwise bare environment (``STATELOCK_LISTEN``, ``PATH``).
+    """
     out = log.open("ab")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "sidecar", "serve", "--config", str(config),
         cwd=str(ROOT), stdout=out, stderr=out, env={"STATELOCK_LISTEN": f"127.0.0.1:{port}",
-                                                    "PATH": "/usr/bin:/bin"})
+                                                    "PATH": "/usr/bin:/bin", **(env or {})})
     deadline = time.monotonic() + timeout_s
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:

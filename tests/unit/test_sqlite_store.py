@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from sidecar.errors import LockStoreError
 from sidecar.guard import InstanceGuard
 from sidecar.locks.sqlite import FILE_MODE, SqliteLockStore, sqlite_path
-from tests.support.locks import make_lock
+from tests.support.locks import ALICE, INSTANCE, NOW, ids, make_lock
 
 
 def url_for(path: Path) -> str:
@@ -92,3 +93,60 @@ def test_the_guard_is_one_in_process_guard(tmp_path: Path) -> None:
     guard = s.guard(5.0)
     assert isinstance(guard, InstanceGuard)
     assert s.guard(1.0) is guard
+
+
+async def _opened(path: Path) -> SqliteLockStore:
+    store = SqliteLockStore(url_for(path))
+    await store.open()
+    return store
+
+
+async def test_reads_from_memory_follow_writes_through_the_store(tmp_path: Path) -> None:
+    store = await _opened(tmp_path / "locks.db")
+    now = NOW + timedelta(seconds=5)
+    try:
+        assert await store.instance_locks(INSTANCE, now) == ([], False)
+        assert await store.instance_locks(INSTANCE, now) == ([], False)
+        await store.add(make_lock("lk-1"))
+        await store.add(make_lock("lk-p", "project", "demo", created=1))
+        locks, scoped = await store.instance_locks(INSTANCE, now)
+        assert ids(locks) == ["lk-1"] and scoped
+        assert ids(await store.effective_locks(INSTANCE, "demo", None, now)) == ["lk-1", "lk-p"]
+        assert ids((await store.locks_on_instances([INSTANCE, "other"], now))[INSTANCE]) == ["lk-1"]
+        await store.lift(["lk-1", "lk-p"], ALICE, "dec-1", now)
+        assert await store.instance_locks(INSTANCE, now) == ([], False)
+        assert await store.locks_on_instances([INSTANCE], now) == {INSTANCE: []}
+    finally:
+        await store.close()
+
+
+async def test_reads_from_memory_see_a_commit_of_another_connection(tmp_path: Path) -> None:
+    """Another process on the file (a second worker, ``locks migrate``) moves PRAGMA data_version."""
+    path = tmp_path / "locks.db"
+    store, other = await _opened(path), await _opened(path)
+    now = NOW + timedelta(seconds=5)
+    try:
+        assert await store.instance_locks(INSTANCE, now) == ([], False)
+        assert not await store.has_scoped_locks(now)
+        await other.add(make_lock("lk-1"))
+        await other.add(make_lock("lk-h", "host", "cmp-1", created=1))
+        locks, scoped = await store.instance_locks(INSTANCE, now)
+        assert ids(locks) == ["lk-1"] and scoped
+        assert ids(await store.effective_locks(INSTANCE, None, "cmp-1", now)) == ["lk-1", "lk-h"]
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def test_reads_from_memory_apply_expiry_at_the_time_of_the_read(tmp_path: Path) -> None:
+    store = await _opened(tmp_path / "locks.db")
+    now = NOW + timedelta(seconds=5)
+    try:
+        await store.add(make_lock("lk-1", expires_in=60))
+        await store.add(make_lock("lk-p", "project", "demo", created=1, expires_in=60))
+        assert ids((await store.instance_locks(INSTANCE, now))[0]) == ["lk-1"]
+        later = NOW + timedelta(seconds=61)
+        assert await store.instance_locks(INSTANCE, later) == ([], False)
+        assert await store.effective_locks(INSTANCE, "demo", None, later) == []
+    finally:
+        await store.close()

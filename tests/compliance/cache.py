@@ -33,7 +33,7 @@ from typing import Any
 import wasmtime
 
 from sidecar.policy.wasm import runtime
-from sidecar.policy.wasm.compiler import compile_wasm, find_opa
+from sidecar.policy.wasm.compiler import DivergentBuiltin, compile_wasm, divergent_calls, find_opa
 
 __all__ = ["CACHE_ENV", "E2E_BUILTINS", "cache_dir", "compiled_wasm", "e2e_capabilities", "prepare_engine"]
 
@@ -82,6 +82,9 @@ def _key(modules: Mapping[str, str], entrypoint: str) -> str:
 
 def compiled_wasm(modules: Mapping[str, str], entrypoint: str, timeout_s: float) -> bytes:
     """``compile_wasm`` of ``modules`` for ``entrypoint`` with ``e2e_capabilities``; cached when caching is on."""
+    divergent = divergent_calls(modules)
+    if divergent:  # NOTE: what compile_wasm refuses, a cached module must not let through
+        raise DivergentBuiltin(divergent)
     directory = cache_dir()
     if directory is None:
         return compile_wasm(modules, [entrypoint], timeout_s=timeout_s, capabilities=e2e_capabilities())

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from sidecar.errors import PolicyError
 from sidecar.policy.wasm import values
+from sidecar.policy.wasm.compiler import DivergentBuiltin
 from sidecar.policy.wasm.runtime import UnsupportedBuiltin, WasmPolicy
 from tests.compliance.cache import compiled_wasm, prepare_engine
 from tests.compliance.cases import Case, applicable
@@ -202,7 +203,7 @@ def judge(case: Case, timeout_s: float = 60.0) -> Verdict:
     entrypoint, var = target
     try:
         rows, error = _evaluate(case, entrypoint, timeout_s)
-    except UnsupportedBuiltin as exc:
+    except (UnsupportedBuiltin, DivergentBuiltin) as exc:
         return Verdict(case.case_id, case.note, "refused", exc.message, tuple(exc.names))
     except PolicyError as exc:
         return Verdict(case.case_id, case.note, "wrong", f"not compiled or loaded: {exc.message}")

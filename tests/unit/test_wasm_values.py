@@ -59,7 +59,7 @@ def test_non_finite_floats_cannot_be_written() -> None:
 
 
 def test_a_number_keeps_the_text_it_was_written_as() -> None:
-    for text in ("1.50", "1e3", "1234567890123456789.0", "-0.0"):
+    for text in ("1.50", "1e3", "1234567890123456789.0", "-0.0", ".0", "-.5", "1.", "2.e1"):
         number = values.parse(text)
         assert isinstance(number, Number) and number == float(text) and values.dump(number) == text
     assert values.parse("1234567890123456789.0").exact() == 1234567890123456789

@@ -214,7 +214,9 @@ def dump(value: Any) -> str:
 
 # --- reading -------------------------------------------------------------------------
 
-_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+# NOTE: OPA keeps a number literal's text as written, and Rego writes ".5" and "1." too.
+_NUMBER = re.compile(r"-?(?:(?:0|[1-9][0-9]*)(\.[0-9]*)?|(\.[0-9]+))([eE][+-]?[0-9]+)?")
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _WS = re.compile(r"[ \t\n\r]*")
 _decoder = json.JSONDecoder()
 
@@ -223,7 +225,7 @@ def _number(text: str) -> int | Number | BigNumber:
     match = _NUMBER.fullmatch(text)
     if match is None:
         raise ValueSyntaxError(f"not a number: {text!r}")
-    if match.group(1) is None and match.group(2) is None:
+    if match.group(1) is None and match.group(2) is None and match.group(3) is None:
         return NegativeZero() if text == "-0" else int(text)
     if not math.isfinite(float(text)):
         return BigNumber(text)
@@ -339,7 +341,10 @@ def to_json(value: Any, number: Callable[[str], Any] = _float) -> Any:
     if isinstance(value, dict):
         return {k if isinstance(k, str) else dump(k): to_json(v, number) for k, v in value.items()}
     if isinstance(value, BigNumber | Number):
-        return number(dump(value))
+        text = dump(value)
+        if not _JSON_NUMBER.fullmatch(text):  # NOTE: ".5" or "1.": OPA can't write it as JSON either
+            raise ValueSyntaxError(f"the number {text} has no JSON form")
+        return number(text)
     return value
 
 

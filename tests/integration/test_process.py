@@ -25,13 +25,15 @@ AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
 BILLING = "billing-svc:service:billing"
 
 
-def _config(tmp_path: Path, upstream: str) -> Path:
+def upstream_config(tmp_path: Path, upstream: str, **sections: Any) -> Path:
+    """A config file for ``statelock serve`` in front of ``upstream``, state under ``tmp_path``; ``sections`` added."""
     return write_config(tmp_path / "statelock.yaml", {
         "backend": {"kind": "upstream", "upstream_url": upstream,
                     "service_auth": {"token": "statelock:service:admin"}},
         "lockstore": {"url": f"sqlite:///{tmp_path}/locks.db"},
         "policy": {"bundle": str(POLICIES)},
         "audit": {"path": str(tmp_path / "decisions.jsonl")},
+        **sections,
     })
 
 
@@ -51,7 +53,7 @@ async def test_cli_manages_locks_through_the_api(
     sid = nova.add_server()
     upstream = await aiohttp_server(build_app(nova))
     port = free_port()
-    proc = await start_statelock(_config(tmp_path, str(upstream.make_url("")).rstrip("/")), port,
+    proc = await start_statelock(upstream_config(tmp_path, str(upstream.make_url("")).rstrip("/")), port,
                                  tmp_path / "statelock.log")
     try:
         code, out, err = await _cli(port, "legal-svc:service:legal", "locks", "add", "--kind",
@@ -115,7 +117,7 @@ async def test_crash_between_lock_written_and_suspend_sent(
 
     nova.gate = hold_status_check
     upstream = await aiohttp_server(build_app(nova))
-    config = _config(tmp_path, str(upstream.make_url("")).rstrip("/"))
+    config = upstream_config(tmp_path, str(upstream.make_url("")).rstrip("/"))
     port = free_port()
     first = await start_statelock(config, port, tmp_path / "first.log")
     async with aiohttp.ClientSession() as session:

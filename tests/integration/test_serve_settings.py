@@ -11,24 +11,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.integration.test_process import upstream_config
 from tests.support.fake_nova import FakeNova, build_app
-from tests.support.paths import POLICIES
-from tests.support.process import free_port, start_statelock, stop, write_config
+from tests.support.process import free_port, start_statelock, stop
 
 pytestmark = pytest.mark.integration
 AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
 TOKEN = "alice:demo"
-
-
-def _config(tmp_path: Path, upstream: str, server: dict[str, Any]) -> Path:
-    return write_config(tmp_path / "statelock.yaml", {
-        "backend": {"kind": "upstream", "upstream_url": upstream,
-                    "service_auth": {"token": "statelock:service:admin"}},
-        "lockstore": {"url": f"sqlite:///{tmp_path}/locks.db"},
-        "policy": {"bundle": str(POLICIES)},
-        "audit": {"path": str(tmp_path / "decisions.jsonl")},
-        "server": server,
-    })
 
 
 async def _serve_one_read(aiohttp_server: AiohttpServer, tmp_path: Path, server: dict[str, Any]) -> str:
@@ -38,7 +27,8 @@ async def _serve_one_read(aiohttp_server: AiohttpServer, tmp_path: Path, server:
     upstream = await aiohttp_server(build_app(nova))
     port = free_port()
     log = tmp_path / "statelock.log"
-    proc = await start_statelock(_config(tmp_path, str(upstream.make_url("")).rstrip("/"), server), port, log)
+    config = upstream_config(tmp_path, str(upstream.make_url("")).rstrip("/"), server=server)
+    proc = await start_statelock(config, port, log)
     base = f"http://127.0.0.1:{port}/v2.1/servers/{sid}"
     try:
         async with aiohttp.ClientSession(headers={"X-Auth-Token": TOKEN}) as s:

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+import orjson
+
 from sidecar.audit.query import FoundDecision, QueryFilters, record_instance, record_lock_ids, record_time
 from sidecar.audit.record import is_completion
 from sidecar.errors import SidecarError
@@ -151,7 +153,7 @@ def index_row(record: Mapping[str, Any], replica: str, chain: str) -> IndexRow |
     seq, digest, decision_id = record.get("seq"), record.get("hash"), record.get("decision_id")
     if not isinstance(seq, int) or isinstance(seq, bool) or not isinstance(digest, str):
         return None
-    body = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+    body = record_json(record)
     if not isinstance(decision_id, str):
         decision_id = ""
     if is_completion(record):
@@ -168,6 +170,14 @@ def index_row(record: Mapping[str, Any], replica: str, chain: str) -> IndexRow |
         revision=_text(_obj(_obj(record.get("bundles")).get("statelock")).get("revision")),
         reason=reason_of(record)[:REASON_CHARS], replica=replica, chain=chain, seq=seq, hash=digest,
         lock_ids=tuple(sorted(record_lock_ids(record))), body=body)
+
+
+def record_json(record: Mapping[str, Any]) -> str:
+    """A record's JSON text for the index (compact, UTF-8 kept); orjson, or json for what it refuses."""
+    try:
+        return orjson.dumps(record).decode()
+    except TypeError:  # NOTE: ints past 64 bits, NaN and the like: the standard encoder takes them.
+        return json.dumps(record, ensure_ascii=False, separators=(",", ":"))
 
 
 def reason_of(record: Mapping[str, Any]) -> str:

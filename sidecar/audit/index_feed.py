@@ -109,7 +109,7 @@ class IndexFeed:
         self._max_pending = max_pending
         self._retry_s = retry_s
         self._linger_s = linger_s
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[IndexRow | CompletionRow] = []
         self._wakeup = asyncio.Event()
         self._urgent = asyncio.Event()
         self._idle = asyncio.Event()
@@ -155,9 +155,11 @@ class IndexFeed:
     def submit(self, records: Sequence[dict[str, Any]]) -> None:
         """Queue a batch just written (the log's ``on_written``); checkpoints are not indexed.
 
-        Only the records are queued here, in the event loop: they become rows in a worker thread.
+        The rows are made here, in the event loop, a batch at a time: made in a worker thread, the
+        same CPU work would hold the GIL against the loop (a thread running Python keeps it for up
+        to the switch interval, 5 ms, whenever the loop wants it back).
         """
-        rows = [r for r in records if "seq" in r]
+        rows = self._rows([r for r in records if "seq" in r])
         if not rows:
             return
         self._pending.extend(rows)
@@ -199,7 +201,7 @@ class IndexFeed:
                 batch = self._pending[:BATCH]
                 del self._pending[:BATCH]
                 try:
-                    await self.index.add(await asyncio.to_thread(self._rows, batch))
+                    await self.index.add(batch)
                 except IndexUnavailable as exc:
                     self.failures += 1
                     if self.last_error != str(exc):

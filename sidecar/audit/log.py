@@ -1,12 +1,15 @@
 """The decision log: JSON lines, hash-chained, with group commit and rotation by size.
 
-``append`` hands a record to the log's own writer thread (``sidecar.audit.batch_thread``)
-and, with ``durable=True``, returns only once the record is on disk (written and
-fsynced). The records queued while a write is in flight, or within
+``append`` queues a record and, with ``durable=True``, returns only once it is on
+disk (written and fsynced). The records queued while a write is in flight, or within
 ``flush_window_ms`` of the first, share one write and one fsync, as in a database's
 group commit, so "recorded before forwarded" does not cost one fsync per request.
-The thread chains, writes, fsyncs, rotates and checkpoints; the event loop only
-queues a record and is woken once per batch to settle its waiters. A failed write
+The event loop chains a batch (encodes and hashes its records: CPU work, done where
+it never waits for the GIL) and hands the bytes to the log's own writer thread
+(``sidecar.audit.batch_thread``), which only writes, fsyncs, rotates and checkpoints:
+system calls that let the GIL go, so the thread does not hold up the loop. One
+batch is in flight at a time; the loop is told when it is on disk, settles its
+waiters and chains the next. A failed write
 raises ``AuditError`` in every waiting caller and is counted; the caller applies
 ``audit.on_failure``. A failed write leaves nothing
 behind: the file is cut back to its last whole record, and the chain goes on from it.
@@ -44,24 +47,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+from sidecar.audit.active_file import ActiveFile
 from sidecar.audit.batch_thread import BatchThread
 from sidecar.audit.checkpoint import CheckpointFile
-from sidecar.audit.files import (
-    default_key_path,
-    fsync_dir,
-    is_regular_or_absent,
-    log_files,
-    open_fd,
-    rotated_files,
-    rotated_name,
-)
+from sidecar.audit.files import default_key_path, is_regular_or_absent, log_files, rotated_files, rotated_name
 from sidecar.audit.pickup import chain_state, pick_up
 from sidecar.audit.record import GENESIS, chained_line, summarise
 from sidecar.audit.tail import TailCheck
@@ -71,7 +66,8 @@ from sidecar.errors import AuditError
 log = logging.getLogger(__name__)
 
 _Pending = tuple[dict[str, Any], "asyncio.Future[None] | None"]
-_Settled = list[tuple["asyncio.Future[None] | None", "AuditError | None"]]
+_Batch = tuple[bytes, list[_Pending], tuple[str, int]]
+"""What the writer thread is handed: the bytes, their records and waiters, the head they lead to."""
 
 
 class AuditLog(Protocol):
@@ -100,10 +96,10 @@ class JsonlAuditLog:
 
     ``max_bytes`` 0 never rotates. ``on_written``, if given, is called in the event
     loop (the one ``open`` ran in) with each batch of records once they are on disk (with their ``seq``,
-    ``prev_hash`` and ``hash``), and with each checkpoint once it is written: the
-    place to hand them to a ``DecisionShipper``; it must not block, and what it raises
-    is logged and ignored. ``checkpoint_interval_s`` (positive) and ``signing_key``
-    (None: ``<path>-signing.key``) shape the checkpoints. ``written`` counts records
+    ``prev_hash`` and ``hash``), and with each checkpoint once it is written: the place to hand them to
+    a ``DecisionShipper``; it must not block, and what it raises is logged and ignored.
+    ``checkpoint_interval_s`` (positive) and ``signing_key`` (None: ``<path>-signing.key``) shape the
+    checkpoints. ``written`` counts records
     on disk, ``batches`` the writes that put them there, ``failures`` the records that
     could not be written, ``rotations`` the files rotated away, ``checkpoints`` the
     checkpoints written and ``checkpoint_failures`` those that could not be.
@@ -126,26 +122,27 @@ class JsonlAuditLog:
         self._key_path = Path(signing_key) if signing_key else default_key_path(self._path)
         self._lock = WriterLock(self._path)
         self._regular = True
+        self._file = ActiveFile(self._path, fsync)
         self._checkpoints: CheckpointFile | None = None
         self._checkpointed_seq = 0
         self._checkpoint_at = 0.0
-        self._head_file = self._path.name
         self._tail = TailCheck("not open", None, 0)
-        self._thread: BatchThread[_Pending] | None = None
+        self._thread: BatchThread[_Batch] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._head_lock = threading.Lock()
         self._closing = False
-        self._fh: Any = None
-        self._size = 0
-        self._dirty = False
-        self._next_n = 1
+        # NOTE: the loop's view (what the next batch links to) and the thread's (what is on disk, for
+        # checkpoints) are the same head once a batch has settled; each side writes only its own.
         self._prev = GENESIS
         self._seq = 0
-        self._next = (GENESIS, 0)
+        self._disk = (GENESIS, 0)
+        self._queued: list[_Pending] = []
+        self._in_flight = False
+        self._timer: asyncio.Handle | None = None
+        self._idle: asyncio.Event | None = None
         self.failures = 0
         self.written = 0
         self.batches = 0
-        self.rotations = 0
         self.checkpoints = 0
         self.checkpoint_failures = 0
 
@@ -153,6 +150,11 @@ class JsonlAuditLog:
     def path(self) -> Path:
         """The active file."""
         return self._path
+
+    @property
+    def rotations(self) -> int:
+        """Files rotated away since open."""
+        return self._file.rotations
 
     async def open(self) -> None:
         """Take the writer lock, pick the chain up, check its tail, start the writer.
@@ -169,8 +171,11 @@ class JsonlAuditLog:
             raise AuditError(f"cannot open decision log {self._path}: {exc}") from exc
         self._closing = False
         self._loop = asyncio.get_running_loop()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._disk = (self._prev, self._seq)
         self._checkpoint_at = time.monotonic() + self._interval
-        self._thread = BatchThread("statelock-audit-writer", self._flush, window_s=self._window,
+        self._thread = BatchThread("statelock-audit-writer", self._write_batches,
                                    due=self._until_checkpoint, tick=self._checkpoint_if_due)
         self._thread.start()
 
@@ -180,30 +185,21 @@ class JsonlAuditLog:
         if not self._regular:
             log.warning("decision log %s is not a regular file: no writer lock, rotation, tail check or "
                         "checkpoints", self._path)
-            self._fh = open(self._path, "ab", buffering=0)  # noqa: SIM115 - kept open until close()
-            self._prev, self._seq, self._size, self._dirty = GENESIS, 0, 0, False
+            self._file.open_plain()
+            self._prev, self._seq = GENESIS, 0
             self._tail = TailCheck("not a regular file: not checked", None, 0)
             return
         self._lock.acquire()
         try:
-            self._open_file()
+            found = pick_up(self._path, self._key_path, self._fsync)
+            self._prev, self._seq = found.prev_hash, found.seq
+            self._checkpoints, self._checkpointed_seq, self._tail = (found.checkpoints, found.checkpointed_seq,
+                                                                     found.tail)
+            self._file.open(found.next_rotation, chain_started=bool(self._seq))
         except BaseException:
-            if self._fh is not None:
-                self._fh.close()
-                self._fh = None
+            self._file.close()
             self._lock.release()
             raise
-
-    def _open_file(self) -> None:
-        found = pick_up(self._path, self._key_path, self._fsync)
-        self._prev, self._seq, self._next_n = found.prev_hash, found.seq, found.next_rotation
-        self._checkpoints, self._checkpointed_seq, self._tail = (found.checkpoints, found.checkpointed_seq,
-                                                                 found.tail)
-        self._fh = os.fdopen(open_fd(self._path, os.O_WRONLY | os.O_APPEND), "ab", buffering=0)
-        self._size = self._fh.seek(0, os.SEEK_END)
-        self._dirty = False
-        rotated = rotated_files(self._path) if self._size == 0 and self._seq else []
-        self._head_file = rotated[-1].name if rotated else self._path.name
 
     def chain_state(self) -> dict[str, Any]:
         """The state of the chain, for ``/health``.
@@ -224,28 +220,138 @@ class JsonlAuditLog:
 
     async def close(self) -> None:
         """Flush what is pending, write the last checkpoint, release the writer lock."""
-        thread, self._thread = self._thread, None
-        if thread is not None:
+        if self._thread is not None:
             self._closing = True
-            # NOTE: the batches' settle callbacks were queued on the loop before this await returns.
+            self._send()  # NOTE: a pending window is cut short.
+            assert self._idle is not None
+            await self._idle.wait()
+            thread, self._thread = self._thread, None
             await asyncio.to_thread(thread.stop)
         await asyncio.to_thread(self._checkpoint)
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
+        self._file.close()
         self._lock.release()
 
     async def append(self, record: dict[str, Any], durable: bool = True) -> None:
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None or self._closing:
+        loop = self._loop
+        if self._thread is None or loop is None or self._closing:
             raise AuditError("decision log is not open")
         fut: asyncio.Future[None] | None = loop.create_future() if durable else None
-        thread.submit((record, fut))
+        self._queued.append((record, fut))
+        if self._idle is not None:
+            self._idle.clear()
+        if not self._in_flight and self._timer is None:
+            # NOTE: call_soon, so that what the loop appends in this turn goes in the same batch.
+            self._timer = (loop.call_later(self._window, self._send) if self._window
+                           else loop.call_soon(self._send))
         if fut is not None:
             await fut
 
+    # -- the event loop's side: chain a batch, settle it -----------------------------------
+
+    def _send(self) -> None:
+        """Event loop: chain what is queued and hand it to the writer thread (one batch in flight)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._in_flight or not self._queued:
+            if not self._in_flight and self._idle is not None:
+                self._idle.set()
+            return
+        batch, self._queued = self._queued, []
+        data, kept, head = self._chain(batch)
+        thread = self._thread
+        if not kept:
+            self._send()
+            return
+        if thread is None:  # NOTE: closed under us; close() waits for idle, so this is a bug guard.
+            self._settle(kept, AuditError("decision log is not open"), head)
+            return
+        self._in_flight = True
+        thread.submit((data, kept, head))
+
+    def _chain(self, batch: list[_Pending]) -> tuple[bytes, list[_Pending], tuple[str, int]]:
+        """Link a batch onto the head: the bytes to write, the records they hold and the head after them.
+
+        A record that can't be encoded is left out and its waiter told so.
+        """
+        lines: list[bytes] = []
+        kept: list[_Pending] = []
+        prev, seq = self._prev, self._seq
+        for record, fut in batch:
+            candidate = {**record, "seq": seq + 1, "prev_hash": prev}
+            try:
+                digest, line = chained_line(prev, candidate)
+            except (TypeError, ValueError) as exc:
+                self.failures += 1
+                log.error("decision record %s can't be encoded: %s", record.get("decision_id"), exc)
+                if fut is not None and not fut.done():
+                    fut.set_exception(AuditError(f"decision record can't be encoded: {exc}"))
+                continue
+            record.update(seq=seq + 1, prev_hash=prev, hash=digest)
+            prev, seq = digest, seq + 1
+            lines.append(line)
+            kept.append((record, fut))
+        return (b"\n".join(lines) + b"\n" if lines else b""), kept, (prev, seq)
+
+    def _settle(self, batch: list[_Pending], err: AuditError | None, head: tuple[str, int]) -> None:
+        """Event loop: a batch is on disk (or failed): move the head, tell its waiters, send the next."""
+        self._in_flight = False
+        if err is None:
+            with self._head_lock:
+                self._prev, self._seq = head
+            self.written += len(batch)
+            self.batches += 1
+        else:
+            # NOTE: the head does not move, so the next batch links to the last good record.
+            self.failures += len(batch)
+        for _, fut in batch:
+            if fut is not None and not fut.done():
+                if err is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(err)
+        if err is None:
+            self._tell([record for record, _ in batch])
+        self._send()
+
+    def _tell(self, written: list[dict[str, Any]]) -> None:
+        if written and self._on_written is not None:
+            try:
+                self._on_written(written)
+            except Exception:  # NOTE: a listener's bug must not stop the log.
+                log.exception("decision log listener failed")
+
+    def _to_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Writer thread: run ``fn(*args)`` in the event loop."""
+        loop = self._loop
+        if loop is None:
+            return
+        try:
+            loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # NOTE: the loop is closed: nobody is left waiting.
+            log.warning("decision log: event loop closed, a written batch not settled")
+
+    # -- the writer thread's side: write, fsync, rotate, checkpoint ------------------------
+
+    def _write_batches(self, batches: list[_Batch]) -> None:
+        """Writer thread: put each batch on disk (one is in flight, so this is one) and report back."""
+        for data, kept, head in batches:
+            err: AuditError | None = None
+            try:
+                self._file.write(data)
+                self._disk = head
+            except Exception as exc:  # NOTE: whatever stops the write, every waiter must hear of it.
+                log.error("decision log write failed for %d records: %s", len(kept), exc)
+                err = AuditError(f"decision log write failed: {exc}")
+            self._to_loop(self._settle, kept, err, head)
+            if err is None and self._max_bytes and self._regular and self._file.size >= self._max_bytes:
+                try:
+                    self._file.rotate()
+                except OSError as exc:
+                    log.error("decision log %s could not be rotated (writing on): %s", self._path, exc)
+
     def _needs_checkpoint(self) -> bool:
-        return self._checkpoints is not None and self._seq != self._checkpointed_seq
+        return self._checkpoints is not None and self._disk[1] != self._checkpointed_seq
 
     def _until_checkpoint(self) -> float | None:
         """Writer thread: seconds until the next checkpoint is due (None: none is waiting)."""
@@ -258,14 +364,14 @@ class JsonlAuditLog:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        """Writer thread (or close, once it ended): sign the chain's head into the checkpoint file."""
+        """Writer thread (or close, once it ended): sign the on-disk head into the checkpoint file."""
         checkpoints = self._checkpoints
         if checkpoints is None or not self._needs_checkpoint():
             return
-        seq, digest = self._seq, self._prev
+        digest, seq = self._disk
         self._checkpoint_at = time.monotonic() + self._interval
         try:
-            checkpoint = checkpoints.append(seq, digest, self._head_file)
+            checkpoint = checkpoints.append(seq, digest, self._file.head_file)
         except OSError as exc:
             self.checkpoint_failures += 1
             log.error("decision log %s: checkpoint of seq %d can't be written to %s (%s); trying again in "
@@ -273,122 +379,4 @@ class JsonlAuditLog:
             return
         self._checkpointed_seq = seq
         self.checkpoints += 1
-        self._settle_in_loop([], [checkpoint])
-
-    def _settle_in_loop(self, settled: _Settled, written: list[dict[str, Any]]) -> None:
-        """Writer thread: have the event loop settle these waiters and tell ``on_written``."""
-        loop = self._loop
-        if loop is None or (not settled and (not written or self._on_written is None)):
-            return
-        try:
-            loop.call_soon_threadsafe(self._settle, settled, written)
-        except RuntimeError:  # NOTE: the loop is closed: nobody is left waiting.
-            log.warning("decision log: event loop closed, %d waiters not told", len(settled))
-
-    def _settle(self, settled: _Settled, written: list[dict[str, Any]]) -> None:
-        """Event loop: resolve each waiter (with its error, if any), then hand ``written`` on."""
-        for fut, err in settled:
-            if fut is not None and not fut.done():
-                if err is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(err)
-        if written and self._on_written is not None:
-            try:
-                self._on_written(written)
-            except Exception:  # NOTE: a listener's bug must not stop the log.
-                log.exception("decision log listener failed")
-
-    def _chain(self, batch: list[_Pending], settled: _Settled) -> tuple[bytes, list[_Pending]]:
-        """Link a batch into the chain; the bytes to write and the records they hold.
-
-        A record that can't be encoded is left out, its waiter added to ``settled`` with the error.
-        """
-        lines: list[bytes] = []
-        kept: list[_Pending] = []
-        prev, seq = self._prev, self._seq
-        for record, fut in batch:
-            candidate = {**record, "seq": seq + 1, "prev_hash": prev}
-            try:
-                digest, line = chained_line(prev, candidate)
-            except (TypeError, ValueError) as exc:
-                self.failures += 1
-                log.error("decision record %s can't be encoded: %s", record.get("decision_id"), exc)
-                settled.append((fut, AuditError(f"decision record can't be encoded: {exc}")))
-                continue
-            record.update(seq=seq + 1, prev_hash=prev, hash=digest)
-            prev, seq = digest, seq + 1
-            lines.append(line)
-            kept.append((record, fut))
-        self._next = (prev, seq)
-        return b"\n".join(lines) + b"\n" if lines else b"", kept
-
-    def _write(self, data: bytes) -> None:
-        """Append ``data`` and fsync; on failure cut the file back to its last whole record."""
-        fd = self._fh.fileno()
-        if self._dirty:
-            os.ftruncate(fd, self._size)
-            self._dirty = False
-        try:
-            view = memoryview(data)
-            while view:
-                n = os.write(fd, view)
-                view = view[n:]
-            if self._fsync:
-                os.fdatasync(fd)
-        except OSError:
-            try:
-                os.ftruncate(fd, self._size)
-            except OSError:
-                self._dirty = True  # NOTE: retried before the next write.
-            raise
-        self._size += len(data)
-
-    def _rotate(self) -> None:
-        """Rename the full active file to its rotated name and start a new one."""
-        target = rotated_name(self._path, self._next_n)
-        while target.exists():
-            self._next_n += 1
-            target = rotated_name(self._path, self._next_n)
-        os.rename(self._path, target)
-        try:
-            fresh = os.fdopen(open_fd(self._path, os.O_WRONLY | os.O_APPEND), "ab", buffering=0)
-        except OSError:
-            os.rename(target, self._path)
-            raise
-        if self._fsync:
-            fsync_dir(self._path.parent)
-        self._fh.close()
-        self._fh, self._size, self._dirty = fresh, 0, False
-        self._head_file = target.name
-        self._next_n += 1
-        self.rotations += 1
-
-    def _flush(self, batch: list[_Pending]) -> None:
-        """Writer thread: chain, write and fsync one batch, then have the loop settle its waiters."""
-        settled: _Settled = []
-        data, batch = self._chain(batch, settled)
-        if not batch:
-            self._settle_in_loop(settled, [])
-            return
-        try:
-            self._write(data)
-        except Exception as exc:  # NOTE: whatever stops the write, every waiter must hear of it.
-            self.failures += len(batch)
-            log.error("decision log write failed for %d records: %s", len(batch), exc)
-            err = AuditError(f"decision log write failed: {exc}")
-            # NOTE: the chain does not advance, so the next batch links to the last good record.
-            self._settle_in_loop(settled + [(fut, err) for _, fut in batch], [])
-            return
-        with self._head_lock:
-            self._prev, self._seq = self._next
-        self._head_file = self._path.name
-        self.written += len(batch)
-        self.batches += 1
-        self._settle_in_loop(settled + [(fut, None) for _, fut in batch], [record for record, _ in batch])
-        if self._max_bytes and self._regular and self._size >= self._max_bytes:
-            try:
-                self._rotate()
-            except OSError as exc:
-                log.error("decision log %s could not be rotated (writing on): %s", self._path, exc)
-
+        self._to_loop(self._tell, [checkpoint])

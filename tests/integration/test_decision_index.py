@@ -8,7 +8,10 @@ when the index holds a record the chain does not.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -200,3 +203,46 @@ async def test_two_chains_in_one_index_are_each_marked(index: DecisionIndex, tmp
 def test_a_checkpoint_or_an_unchained_record_makes_no_row() -> None:
     assert index_row({"type": "checkpoint", "checkpoint_seq": 1, "log": {"seq": 3}}, "r", "c") is None
     assert index_row(varied(1), "r", "c") is None  # NOTE: not yet chained: no seq, no hash
+
+
+async def test_sqlite_writes_while_another_writer_holds_the_lock_do_not_stall_the_loop(tmp_path: Path) -> None:
+    """A worker's transaction in the shared index: this one's batch waits in a thread, the loop runs on."""
+    store = SqliteIndex(tmp_path / "index.db")
+    await store.open()
+    try:
+        rows = [row for row in (index_row({**varied(i), "seq": i + 1, "prev_hash": "0" * 64, "hash": f"{i:064x}"},
+                                          "r1", "chain") for i in range(200)) if row is not None]
+        other = sqlite3.connect(tmp_path / "index.db", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        adding = asyncio.create_task(store.add(rows))
+        ticks = 0
+        started = time.perf_counter()
+        while time.perf_counter() - started < 0.3:
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not adding.done(), "the batch waited for the other writer"
+        assert ticks >= 15, f"the event loop ran only {ticks} times in 0.3 s while the index waited"
+        other.execute("COMMIT")
+        await asyncio.wait_for(adding, 10)
+        page = await store.page(QueryFilters(), None, 500)
+        assert len(page) == 200
+        other.close()
+    finally:
+        await store.close()
+
+
+async def test_sqlite_index_checkpoints_its_wal(tmp_path: Path) -> None:
+    store = SqliteIndex(tmp_path / "index.db")
+    await store.open()
+    try:
+        rows = [row for row in (index_row({**varied(i), "seq": i + 1, "prev_hash": "0" * 64, "hash": f"{i:064x}"},
+                                          "r1", "chain") for i in range(5000)) if row is not None]
+        await store.add(rows)
+        for _ in range(100):
+            if store._checkpointing is None:
+                break
+            await asyncio.sleep(0.05)
+        assert store.wal_checkpoints == 1, "5,000 rows: one checkpoint (every 4,096), in a worker thread"
+        assert (await store.head("r1", "chain")) is not None
+    finally:
+        await store.close()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from sidecar.audit.active_file import ActiveFile
 from sidecar.audit.log import JsonlAuditLog, summarise
 from sidecar.audit.record import GENESIS, canonical, chain_hash, make_record, new_decision_id
 from sidecar.errors import AuditError
@@ -116,10 +117,10 @@ async def test_write_failure_fails_every_waiter_and_the_chain_resumes(
     await audit.append({"n": "good-0"})
     last_good = read_records(path)[-1]
 
-    def broken(self: JsonlAuditLog, data: bytes) -> None:
+    def broken(self: ActiveFile, data: bytes) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(JsonlAuditLog, "_write", broken)
+    monkeypatch.setattr(ActiveFile, "write", broken)
     results = await asyncio.gather(*(audit.append({"n": f"lost-{k}"}) for k in range(4)),
                                    return_exceptions=True)
     assert len(results) == 4
@@ -147,7 +148,7 @@ async def test_failed_fsync_cuts_the_file_back_to_the_last_good_record(
     def failing_fsync(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr("sidecar.audit.log.os.fdatasync", failing_fsync)
+    monkeypatch.setattr("sidecar.audit.active_file.os.fdatasync", failing_fsync)
     with pytest.raises(AuditError, match="Input/output error"):
         await audit.append({"n": "lost"})
     assert path.read_bytes() == before

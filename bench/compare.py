@@ -80,7 +80,7 @@ def main(argv: list[str]) -> int:
             port = free_port()
             cfg = _config(WORK / f"run-{rev}", f"http://127.0.0.1:{up_port}")
             procs.start(f"statelock-{rev}", [sys.executable, "-m", "sidecar", "serve", "--config", str(cfg)],
-                        cwd=tree, env={"STATELOCK_LISTEN": f"127.0.0.1:{port}", "PATH": "/usr/bin:/bin",
+                        cwd=tree, env={"STATELOCK_LISTEN": f"127.0.0.1:{port}", "PATH": f"{ROOT / '.tools' / 'bin'}:/usr/bin:/bin",
                                        "PYTHONPATH": str(tree)},
                         ready=lambda p=port: http_ok(f"http://127.0.0.1:{p}/statelock/v1/livez"))
             urls[rev] = f"http://127.0.0.1:{port}"

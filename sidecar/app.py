@@ -138,7 +138,7 @@ def _fan_out(listeners: Sequence[Callable[[Sequence[dict[str, Any]]], None]]
     return each
 
 
-async def _open_decisions(cfg: Config, feed: IndexFeed | None,
+async def _open_decisions(cfg: Config, feed: IndexFeed | None, audit: JsonlAuditLog,
                           stack: contextlib.AsyncExitStack) -> DecisionSource:
     """The source the console and the decisions API read: the index once caught up, else the files."""
     replica = cfg.audit.replica or socket.gethostname()
@@ -148,10 +148,10 @@ async def _open_decisions(cfg: Config, feed: IndexFeed | None,
             stack.push_async_callback(feed.index.close)
             await feed.start()
             stack.push_async_callback(feed.close)
-            return IndexedDecisions(feed.index, feed)
+            return IndexedDecisions(feed.index, feed, audit.flush)
         except IndexUnavailable as exc:
             log.error("decision index unavailable, decisions are read from the log files instead: %s", exc.message)
-    return FileDecisions(cfg.audit.path, replica)
+    return FileDecisions(cfg.audit.path, replica, audit.flush)
 
 
 def _pipeline(cfg: Config, app: web.Application, backend: Backend, guard: Guard,
@@ -195,7 +195,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         # NOTE: closed before the shipper (pushed later), so its last batch is still shipped.
         stack.push_async_callback(audit.close)
         # NOTE: after the log opened (its torn tail cut), before any request: the index catches up first.
-        app[keys.DECISIONS] = await _open_decisions(cfg, feed, stack)
+        app[keys.DECISIONS] = await _open_decisions(cfg, feed, audit, stack)
         await identifier.start()
         stack.push_async_callback(identifier.close)
         await backend.start()

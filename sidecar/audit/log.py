@@ -4,6 +4,11 @@
 disk (written and fsynced). The records queued while a write is in flight, or within
 ``flush_window_ms`` of the first, share one write and one fsync, as in a database's
 group commit, so "recorded before forwarded" does not cost one fsync per request.
+A record appended with ``durable=False`` (a decision's completion) does not start a
+write of its own: it rides with the next durable record, or goes ``LAZY_S`` later
+when none comes (``sidecar.audit.commit_queue``), so a state change pays for one
+fsync, not two. ``flush`` waits until everything appended so far is on disk (the
+readers of the log and its index call it).
 The event loop chains a batch (encodes and hashes its records: CPU work, done where
 it never waits for the GIL) and hands the bytes to the log's own writer thread
 (``sidecar.audit.batch_thread``), which only writes, fsyncs, rotates and checkpoints:
@@ -56,6 +61,7 @@ from typing import Any, Protocol
 from sidecar.audit.active_file import ActiveFile
 from sidecar.audit.batch_thread import BatchThread
 from sidecar.audit.checkpoint import CheckpointFile
+from sidecar.audit.commit_queue import LAZY_S, CommitQueue, Pending
 from sidecar.audit.files import default_key_path, is_regular_or_absent, log_files, rotated_files, rotated_name
 from sidecar.audit.pickup import chain_state, pick_up
 from sidecar.audit.record import GENESIS, chained_line, summarise
@@ -65,7 +71,7 @@ from sidecar.errors import AuditError
 
 log = logging.getLogger(__name__)
 
-_Pending = tuple[dict[str, Any], "asyncio.Future[None] | None"]
+_Pending = Pending
 _Batch = tuple[bytes, list[_Pending], tuple[str, int]]
 """What the writer thread is handed: the bytes, their records and waiters, the head they lead to."""
 
@@ -88,7 +94,7 @@ class AuditLog(Protocol):
         """The state of the hash chain, for ``/health`` (see ``JsonlAuditLog.chain_state``)."""
 
 
-__all__ = ["AuditLog", "JsonlAuditLog", "log_files", "rotated_files", "rotated_name", "summarise"]
+__all__ = ["LAZY_S", "AuditLog", "JsonlAuditLog", "log_files", "rotated_files", "rotated_name", "summarise"]
 
 
 class JsonlAuditLog:
@@ -130,16 +136,12 @@ class JsonlAuditLog:
         self._thread: BatchThread[_Batch] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._head_lock = threading.Lock()
-        self._closing = False
         # NOTE: the loop's view (what the next batch links to) and the thread's (what is on disk, for
         # checkpoints) are the same head once a batch has settled; each side writes only its own.
         self._prev = GENESIS
         self._seq = 0
         self._disk = (GENESIS, 0)
-        self._queued: list[_Pending] = []
-        self._in_flight = False
-        self._timer: asyncio.Handle | None = None
-        self._idle: asyncio.Event | None = None
+        self._queue: CommitQueue | None = None
         self.failures = 0
         self.written = 0
         self.batches = 0
@@ -169,10 +171,8 @@ class JsonlAuditLog:
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise AuditError(f"cannot open decision log {self._path}: {exc}") from exc
-        self._closing = False
         self._loop = asyncio.get_running_loop()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._queue = CommitQueue(self._loop, self._window, self._send)
         self._disk = (self._prev, self._seq)
         self._checkpoint_at = time.monotonic() + self._interval
         self._thread = BatchThread("statelock-audit-writer", self._write_batches,
@@ -220,11 +220,10 @@ class JsonlAuditLog:
 
     async def close(self) -> None:
         """Flush what is pending, write the last checkpoint, release the writer lock."""
-        if self._thread is not None:
-            self._closing = True
+        if self._thread is not None and self._queue is not None:
+            self._queue.closing = True
             self._send()  # NOTE: a pending window is cut short.
-            assert self._idle is not None
-            await self._idle.wait()
+            await self._queue.idle.wait()
             thread, self._thread = self._thread, None
             await asyncio.to_thread(thread.stop)
         await asyncio.to_thread(self._checkpoint)
@@ -232,41 +231,36 @@ class JsonlAuditLog:
         self._lock.release()
 
     async def append(self, record: dict[str, Any], durable: bool = True) -> None:
-        loop = self._loop
-        if self._thread is None or loop is None or self._closing:
+        queue = self._queue
+        if self._thread is None or queue is None or queue.closing:
             raise AuditError("decision log is not open")
-        fut: asyncio.Future[None] | None = loop.create_future() if durable else None
-        self._queued.append((record, fut))
-        if self._idle is not None:
-            self._idle.clear()
-        if not self._in_flight and self._timer is None:
-            # NOTE: call_soon, so that what the loop appends in this turn goes in the same batch.
-            self._timer = (loop.call_later(self._window, self._send) if self._window
-                           else loop.call_soon(self._send))
+        fut = queue.add(record, durable)
         if fut is not None:
             await fut
+
+    async def flush(self) -> None:
+        """Return once every record appended so far is on disk (or its write failed: that is counted)."""
+        if self._thread is not None and self._queue is not None:
+            done = self._queue.flush_waiter()
+            if done is not None:
+                await done
 
     # -- the event loop's side: chain a batch, settle it -----------------------------------
 
     def _send(self) -> None:
         """Event loop: chain what is queued and hand it to the writer thread (one batch in flight)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if self._in_flight or not self._queued:
-            if not self._in_flight and self._idle is not None:
-                self._idle.set()
+        queue = self._queue
+        assert queue is not None
+        batch = queue.take()
+        if not batch:
             return
-        batch, self._queued = self._queued, []
         data, kept, head = self._chain(batch)
         thread = self._thread
-        if not kept:
-            self._send()
+        queue.in_flight = True
+        if not kept or thread is None:
+            # NOTE: thread None: closed under us; close() waits for idle, so this is a bug guard.
+            self._settle(kept, None if not kept else AuditError("decision log is not open"), head)
             return
-        if thread is None:  # NOTE: closed under us; close() waits for idle, so this is a bug guard.
-            self._settle(kept, AuditError("decision log is not open"), head)
-            return
-        self._in_flight = True
         thread.submit((data, kept, head))
 
     def _chain(self, batch: list[_Pending]) -> tuple[bytes, list[_Pending], tuple[str, int]]:
@@ -295,8 +289,7 @@ class JsonlAuditLog:
 
     def _settle(self, batch: list[_Pending], err: AuditError | None, head: tuple[str, int]) -> None:
         """Event loop: a batch is on disk (or failed): move the head, tell its waiters, send the next."""
-        self._in_flight = False
-        if err is None:
+        if err is None and batch:
             with self._head_lock:
                 self._prev, self._seq = head
             self.written += len(batch)
@@ -312,7 +305,9 @@ class JsonlAuditLog:
                     fut.set_exception(err)
         if err is None:
             self._tell([record for record, _ in batch])
-        self._send()
+        assert self._queue is not None
+        if self._queue.settled():
+            self._send()
 
     def _tell(self, written: list[dict[str, Any]]) -> None:
         if written and self._on_written is not None:

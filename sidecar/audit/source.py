@@ -5,12 +5,15 @@ API can't disagree. ``IndexedDecisions`` reads a ``DecisionIndex`` (every replic
 rows with PostgreSQL), after waiting for this replica's own records to be in it;
 ``FileDecisions`` reads the log files with ``query_records`` (``audit.index: off``,
 or a log that is not a regular file). Both answer newest-first pages of ``Indexed``
-decisions, the API's oldest-first lists, and look-ups by id.
+decisions, the API's oldest-first lists, and look-ups by id. Each read first waits for
+the log's own queue (``flush``: a completion record is written lazily), so what was
+answered before the read is in it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,6 +31,9 @@ from sidecar.audit.query import (
     record_revision,
     record_time,
 )
+
+Flush = Callable[[], Awaitable[None]]
+"""The decision log's ``flush``: waits until what was appended is on disk."""
 
 
 class DecisionSource(Protocol):
@@ -52,12 +58,18 @@ class DecisionSource(Protocol):
 class IndexedDecisions:
     """A DecisionSource over a DecisionIndex fed by ``feed`` (this replica's chain)."""
 
-    def __init__(self, index: DecisionIndex, feed: IndexFeed) -> None:
+    def __init__(self, index: DecisionIndex, feed: IndexFeed, flush: Flush | None = None) -> None:
         self.index = index
         self.feed = feed
+        self._flush = flush
+
+    async def _caught_up(self) -> None:
+        if self._flush is not None:
+            await self._flush()
+        await self.feed.flush()
 
     async def page(self, filters: QueryFilters, before: Cursor | None, limit: int | None) -> list[Indexed]:
-        await self.feed.flush()
+        await self._caught_up()
         return await self.index.page(filters, before, limit)
 
     async def query(self, filters: QueryFilters) -> list[dict[str, Any]]:
@@ -67,7 +79,7 @@ class IndexedDecisions:
     async def find(self, wanted: str) -> FoundDecision | None:
         if not wanted.strip():
             raise ValueError("decision_id: empty value")
-        await self.feed.flush()
+        await self._caught_up()
         return await self.index.find(wanted.strip())
 
     async def chains(self) -> list[ChainHead]:
@@ -80,11 +92,14 @@ class IndexedDecisions:
 class FileDecisions:
     """A DecisionSource reading the log at ``path`` (every call reads its files)."""
 
-    def __init__(self, path: str | Path, replica: str) -> None:
+    def __init__(self, path: str | Path, replica: str, flush: Flush | None = None) -> None:
         self.path = Path(path)
         self.replica = replica
+        self._flush = flush
 
     async def page(self, filters: QueryFilters, before: Cursor | None, limit: int | None) -> list[Indexed]:
+        if self._flush is not None:
+            await self._flush()
         records = await asyncio.to_thread(query_records, log_files(self.path), replace(filters, limit=None))
         out: list[Indexed] = []
         for record in reversed(records):
@@ -113,9 +128,13 @@ class FileDecisions:
             str(record.get("hash", "")), record=record, when=from_us(ts_us), cursor=Cursor(ts_us, seq))
 
     async def query(self, filters: QueryFilters) -> list[dict[str, Any]]:
+        if self._flush is not None:
+            await self._flush()
         return await asyncio.to_thread(query_records, log_files(self.path), filters)
 
     async def find(self, wanted: str) -> FoundDecision | None:
+        if self._flush is not None:
+            await self._flush()
         return await asyncio.to_thread(find_decision, log_files(self.path), wanted)
 
     async def chains(self) -> list[ChainHead]:

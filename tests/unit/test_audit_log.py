@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from sidecar.audit.active_file import ActiveFile
-from sidecar.audit.log import JsonlAuditLog, summarise
+from sidecar.audit.log import LAZY_S, JsonlAuditLog, summarise
 from sidecar.audit.record import GENESIS, canonical, chain_hash, make_record, new_decision_id
 from sidecar.errors import AuditError
 
@@ -109,6 +109,50 @@ async def test_non_durable_append_does_not_wait_but_is_written(path: Path) -> No
     await log.close()
     assert_chained(read_records(path))
     assert log.written == 1
+
+
+async def test_a_non_durable_record_rides_with_the_next_durable_one(path: Path) -> None:
+    log = JsonlAuditLog(str(path), flush_window_ms=0.0, fsync=False)
+    await log.open()
+    try:
+        await log.append({"n": 0}, durable=False)
+        await asyncio.sleep(0.01)  # NOTE: well inside LAZY_S: nothing written on its own.
+        assert (log.written, log.batches) == (0, 0)
+        await log.append({"n": 1}, durable=True)
+        assert (log.written, log.batches) == (2, 1)
+        assert [r["n"] for r in read_records(path)] == [0, 1]
+    finally:
+        await log.close()
+
+
+async def test_a_lone_non_durable_record_is_written_after_the_lazy_window(path: Path) -> None:
+    log = JsonlAuditLog(str(path), flush_window_ms=0.0, fsync=False)
+    await log.open()
+    try:
+        await log.append({"n": 0}, durable=False)
+        for _ in range(100):
+            if log.written:
+                break
+            await asyncio.sleep(LAZY_S / 5)
+        assert (log.written, log.batches) == (1, 1)
+        assert_chained(read_records(path))
+    finally:
+        await log.close()
+
+
+async def test_flush_returns_once_queued_and_in_flight_records_are_on_disk(path: Path) -> None:
+    log = JsonlAuditLog(str(path), flush_window_ms=0.0, fsync=True)
+    await log.open()
+    try:
+        await log.flush()  # NOTE: nothing queued: returns at once.
+        durable = asyncio.create_task(log.append({"n": 0}))
+        await asyncio.sleep(0)
+        await log.append({"n": 1}, durable=False)
+        await log.flush()
+        assert [r["n"] for r in read_records(path)] == [0, 1]
+        assert durable.done()
+    finally:
+        await log.close()
 
 
 async def test_write_failure_fails_every_waiter_and_the_chain_resumes(

@@ -1,11 +1,14 @@
 """The upstream backend: a reverse proxy to a Nova-compatible compute API.
 
-One pooled keep-alive ``ClientSession`` serves both faces: ``UpstreamForwarder``
-sends requests out with the exact body bytes that were classified and an explicit
+``UpstreamForwarder`` sends each decided request out on the lean keep-alive pool of
+``sidecar.backends.http1``: to the classified path (``Action.forward_path``, byte for
+byte), with the exact body bytes that were classified and an explicit
 ``Content-Length`` (Nova ignores chunked bodies), hop-by-hop headers dropped and
-``X-Forwarded-*`` set; ``NovaInstanceOps`` (``sidecar.backends.nova_ops``) makes
-Statelock's own calls. Client errors are translated to ``UpstreamError`` (502) and
-``UpstreamTimeout`` (504) here.
+``X-Forwarded-*`` set. ``NovaInstanceOps`` (``sidecar.backends.nova_ops``) makes
+Statelock's own calls on a pooled ``aiohttp.ClientSession``. Both have
+``backend.pool_size`` connections at most, ``connect_timeout_s`` and ``timeout_s``.
+Client errors are translated to ``UpstreamError`` (502) and ``UpstreamTimeout``
+(504) here.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import aiohttp
 from multidict import CIMultiDict
 
 from sidecar.backends.base import ForwardResponse, IncomingRequest
+from sidecar.backends.http1 import Http1Error, Http1Pool, Http1Timeout
 from sidecar.backends.nova_ops import NovaInstanceOps, ProjectDirectory, ServiceTokenSource
 from sidecar.classify import Action
 from sidecar.config import BackendConfig
@@ -29,20 +33,23 @@ HOP_BY_HOP = frozenset({
 })
 
 
+def forwarded_header_list(request: IncomingRequest) -> list[tuple[str, str]]:
+    """The headers to send upstream: the client's, less hop-by-hop, plus X-Forwarded-*.
+
+    Host and Content-Length are the sender's to set (the upstream's host; the body's length).
+    """
+    connection = request.headers.get("Connection")
+    tokens = {t.strip().lower() for t in connection.split(",")} if connection else ()
+    out = [(name, value) for name, value in request.headers.items()
+           if not ((low := name.lower()) in HOP_BY_HOP or low in tokens or low.startswith("x-forwarded-"))]
+    out += (("X-Forwarded-For", request.client_ip), ("X-Forwarded-Proto", request.scheme),
+            ("X-Forwarded-Host", request.host))
+    return out
+
+
 def forwarded_headers(request: IncomingRequest) -> CIMultiDict[str]:
-    """The headers to send upstream: the client's, less hop-by-hop, plus X-Forwarded-*."""
-    out: CIMultiDict[str] = CIMultiDict()
-    connection_tokens = {
-        t.strip().lower() for t in request.headers.get("Connection", "").split(",") if t.strip()
-    }
-    for name, value in request.headers.items():
-        low = name.lower()
-        if low in HOP_BY_HOP or low in connection_tokens or low.startswith("x-forwarded-"):
-            continue
-        out.add(name, value)
-    out["X-Forwarded-For"] = request.client_ip
-    out["X-Forwarded-Proto"] = request.scheme
-    out["X-Forwarded-Host"] = request.host
+    """``forwarded_header_list`` with the Content-Length the forwarder sends, as a multidict."""
+    out: CIMultiDict[str] = CIMultiDict(forwarded_header_list(request))
     out["Content-Length"] = str(len(request.body))
     return out
 
@@ -83,38 +90,38 @@ class UpstreamForwarder:
 
     needs_subject = False
 
-    def __init__(self, session: UpstreamSession, base_url: str) -> None:
-        self._session = session
-        self._base = base_url.rstrip("/")
+    def __init__(self, cfg: BackendConfig) -> None:
+        assert cfg.upstream_url is not None
+        self.pool = Http1Pool(cfg.upstream_url, limit=cfg.pool_size, connect_timeout_s=cfg.connect_timeout_s,
+                              timeout_s=cfg.timeout_s)
 
     async def dispatch(self, request: IncomingRequest, action: Action,
                        subject: Subject | None) -> ForwardResponse:
         """Send ``request``'s body and headers to the classified path; return once the headers are in."""
-        url = self._base + action.forward_path
         try:
-            resp = await self._session.session.request(
-                request.method, url, headers=forwarded_headers(request), data=request.body or None,
-                allow_redirects=False, skip_auto_headers=("User-Agent", "Content-Type",
-                                                          "Accept-Encoding", "Accept"),
-            )
-        except TimeoutError as exc:
+            resp = await self.pool.request(request.method, action.forward_path, forwarded_header_list(request),
+                                           request.body)
+        except Http1Timeout as exc:
             raise UpstreamTimeout("The compute API did not answer in time.") from exc
-        except aiohttp.ClientError as exc:
-            raise UpstreamError(f"The compute API could not be reached: {type(exc).__name__}") \
-                from exc
-        headers = [(k, v) for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP]
+        except Http1Error as exc:
+            raise UpstreamError(f"The compute API could not be reached: {exc}") from exc
+        headers = [(k, v) for k, v in resp.headers if k.lower() not in HOP_BY_HOP]
+        return ForwardResponse(resp.status, headers, _body(resp.chunks()), release=resp.release,
+                               length=resp.length)
 
-        async def chunks() -> AsyncIterator[bytes]:
-            try:
-                async for chunk in resp.content.iter_any():
-                    yield chunk
-            except TimeoutError as exc:
-                raise UpstreamTimeout("The compute API did not answer in time.") from exc
-            except aiohttp.ClientError as exc:
-                raise UpstreamError("The compute API broke off its response.") from exc
+    async def close(self) -> None:
+        await self.pool.close()
 
-        return ForwardResponse(resp.status, headers, chunks(), release=resp.release,
-                               length=resp.content_length)
+
+async def _body(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The upstream's body, its faults as the errors the boundary answers."""
+    try:
+        async for chunk in chunks:
+            yield chunk
+    except Http1Timeout as exc:
+        raise UpstreamTimeout("The compute API did not answer in time.") from exc
+    except Http1Error as exc:
+        raise UpstreamError("The compute API broke off its response.") from exc
 
 
 class UpstreamBackend:
@@ -125,11 +132,12 @@ class UpstreamBackend:
                  projects: ProjectDirectory | None = None) -> None:
         assert cfg.upstream_url is not None
         self._session = UpstreamSession(cfg)
-        self.dispatcher = UpstreamForwarder(self._session, cfg.upstream_url)
+        self.dispatcher = UpstreamForwarder(cfg)
         self.ops = NovaInstanceOps(self._session, cfg, host_ttl_s, service_auth, projects)
 
     async def start(self) -> None:
         await self._session.start()
 
     async def close(self) -> None:
+        await self.dispatcher.close()
         await self._session.close()

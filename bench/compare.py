@@ -5,9 +5,11 @@ Python, with the checkout first on ``PYTHONPATH``, so an editable install of ano
 tree is not what runs) with the same config in front of the same nginx upstream; the constant-rate generator drives
 state changes (a soft reboot) at each rate, and closed loop on one connection
 (``wrk -c1``: what a single client sees, and what queues the least on a busy
-machine), alternating the revisions round by round so that drift of the machine
-hits both. Prints a table of p50/p99 and the
-ratios NEW/OLD, and writes bench/.work/compare.json. Nothing is asserted.
+machine), then reads (a server show) closed loop on one connection, and state
+changes at saturation (``wrk -c16``), alternating the revisions round by round so
+that drift of the machine hits both. Prints a table of p50/p99 (and req/s at
+saturation) and the ratios NEW/OLD, and writes bench/.work/compare.json. Nothing
+is asserted.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / ".work" / "compare"
 RATES = (100.0, 250.0, 500.0)
 CLOSED = "c1"
+READ_CLOSED = "read-c1"
+SATURATED = "c16"
 ROUNDS = 3
 
 
@@ -67,7 +71,8 @@ def main(argv: list[str]) -> int:
     procs = Processes(WORK)
     ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, f"compare-{i}")) for i in range(64)]
     work = Workload("state_change", ids)
-    points: tuple[float | str, ...] = (*RATES, CLOSED)
+    reads = Workload("read", ids)
+    points: tuple[float | str, ...] = (*RATES, CLOSED, READ_CLOSED, SATURATED)
     results: dict[str, dict[float | str, list[dict[str, float]]]] = {r: {x: [] for x in points} for r in revs}
     try:
         up_port = free_port()
@@ -80,8 +85,8 @@ def main(argv: list[str]) -> int:
             port = free_port()
             cfg = _config(WORK / f"run-{rev}", f"http://127.0.0.1:{up_port}")
             procs.start(f"statelock-{rev}", [sys.executable, "-m", "sidecar", "serve", "--config", str(cfg)],
-                        cwd=tree, env={"STATELOCK_LISTEN": f"127.0.0.1:{port}", "PATH": f"{ROOT / '.tools' / 'bin'}:/usr/bin:/bin",
-                                       "PYTHONPATH": str(tree)},
+                        cwd=tree, env={"STATELOCK_LISTEN": f"127.0.0.1:{port}",
+                                       "PATH": f"{ROOT / '.tools' / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(tree)},
                         ready=lambda p=port: http_ok(f"http://127.0.0.1:{p}/statelock/v1/livez"))
             urls[rev] = f"http://127.0.0.1:{port}"
         for _ in range(ROUNDS):
@@ -90,23 +95,34 @@ def main(argv: list[str]) -> int:
                     results[rev][rate].append(fixed_rate(urls[rev], work, rate, 5.0, 1.0)["corrected_ms"])
             for rev in revs:
                 results[rev][CLOSED].append(saturate(urls[rev], work, 5.0, conns=1)["latency_ms"])
+            for rev in revs:
+                results[rev][READ_CLOSED].append(saturate(urls[rev], reads, 5.0, conns=1)["latency_ms"])
+            for rev in revs:
+                sat = saturate(urls[rev], work, 5.0, conns=16)
+                results[rev][SATURATED].append({**sat["latency_ms"], "rps": sat["rps"]})
     finally:
         procs.close()
     summary: dict[str, Any] = {"revs": revs, "rates": {}}
-    print(f"{'rate':>6}  {'rev':>10}  {'p50 ms':>8}  {'p99 ms':>8}")
+    print(f"{'rate':>7}  {'rev':>10}  {'p50 ms':>8}  {'p99 ms':>8}")
     for rate in points:
         row: dict[str, Any] = {}
         for rev in revs:
             p50 = statistics.median(r["p50"] for r in results[rev][rate])
             p99 = statistics.median(r["p99"] for r in results[rev][rate])
             row[rev] = {"p50": p50, "p99": p99}
-            print(f"{rate!s:>6}  {rev:>10}  {p50:>8.3f}  {p99:>8.3f}")
+            rps = ""
+            if rate == SATURATED:
+                row[rev]["rps"] = statistics.median(r["rps"] for r in results[rev][rate])
+                rps = f"  {row[rev]['rps']:>8.0f} req/s"
+            print(f"{rate!s:>7}  {rev:>10}  {p50:>8.3f}  {p99:>8.3f}{rps}")
         old, new = row[revs[0]], row[revs[1]]
-        row["ratio_new_over_old"] = {"p50": new["p50"] / old["p50"], "p99": new["p99"] / old["p99"]}
-        print(f"{'':>6}  {'new/old':>10}  {row['ratio_new_over_old']['p50']:>8.2f}  "
-              f"{row['ratio_new_over_old']['p99']:>8.2f}")
+        row["ratio_new_over_old"] = {k: new[k] / old[k] for k in new}
+        ratios = row["ratio_new_over_old"]
+        rps = f"  {ratios['rps']:>8.2f}" if "rps" in ratios else ""
+        print(f"{'':>7}  {'new/old':>10}  {ratios['p50']:>8.2f}  {ratios['p99']:>8.2f}{rps}")
         summary["rates"][str(rate)] = row
-    print(f"({CLOSED}: closed loop, one connection, wrk -t1 -c1 -d5s)")
+    print(f"({CLOSED}: state changes closed loop, one connection, wrk -t1 -c1 -d5s; {READ_CLOSED}: reads, the "
+          f"same; {SATURATED}: state changes at saturation, wrk -t1 -c16 -d5s)")
     (WORK / "compare.json").write_text(json.dumps(summary, indent=2))
     return 0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, cast
 
 import httptools
 
@@ -108,8 +108,8 @@ class Connection(asyncio.Protocol):
     # -- the asyncio Protocol side --------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # NOTE: no isinstance check: uvloop's TCPTransport is not a subclass of asyncio.Transport.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         parser = self._parser

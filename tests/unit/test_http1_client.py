@@ -109,6 +109,20 @@ async def test_keep_alive_reuses_one_connection_and_sends_host_and_length(
         assert server.bodies == [b'{"a":1}'] * 3
 
 
+def test_the_pool_runs_on_uvloop() -> None:
+    import uvloop
+
+    async def scenario() -> list[bytes]:
+        async with keep_alive_server() as server:
+            pool = Http1Pool(server.url)
+            try:
+                return [await read_all(await pool.request("GET", "/", [])) for _ in range(2)]
+            finally:
+                await pool.close()
+
+    assert uvloop.run(scenario()) == [b'{"ok": true}'] * 2
+
+
 async def test_a_get_carries_content_length_zero(pool_factory: Callable[..., Http1Pool]) -> None:
     async with keep_alive_server() as server:
         resp = await pool_factory(server.url).request("GET", "/v2.1/servers", [])

@@ -9,7 +9,11 @@ the chain's rows are dropped and indexed anew: the chain is the source of truth.
 
 Then ``submit`` (the log's ``on_written`` listener, called in the event loop once a
 batch is on disk) queues each batch, and a writer task adds what gathered within
-``linger_s`` to the index in one transaction, off the request path. A failed write is
+``linger_s`` to the index in one transaction, off the request path (the index's own
+``linger_s``: PostgreSQL gathers for 0.25 s, a round trip per transaction; SQLite,
+written in the event loop, takes each batch as soon as the loop is free, so its
+inserts fill the waits of the request that made them instead of stalling the loop
+in bursts). A failed write is
 logged, counted in ``failures`` and tried again;
 past ``max_pending`` records waiting, the oldest are dropped (counted in ``dropped``)
 and left to the next start-up's catch-up. ``flush`` waits until what was submitted so
@@ -101,14 +105,15 @@ class IndexFeed:
     """Feeds one chain's records into a DecisionIndex (see the module docstring)."""
 
     def __init__(self, index: DecisionIndex, log_path: str | Path, replica: str, chain: str, *,
-                 max_pending: int = 100_000, retry_s: float = 1.0, linger_s: float = LINGER_S) -> None:
+                 max_pending: int = 100_000, retry_s: float = 1.0, linger_s: float | None = None) -> None:
         self.index = index
         self.log_path = Path(log_path)
         self.replica = replica
         self.chain = chain
         self._max_pending = max_pending
         self._retry_s = retry_s
-        self._linger_s = linger_s
+        # NOTE: by default the index's own: a network store gathers rows, SQLite in the loop does not.
+        self._linger_s = getattr(index, "linger_s", LINGER_S) if linger_s is None else linger_s
         self._pending: list[IndexRow | CompletionRow] = []
         self._wakeup = asyncio.Event()
         self._urgent = asyncio.Event()
@@ -191,7 +196,7 @@ class IndexFeed:
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
-            if not self._urgent.is_set() and len(self._pending) < BATCH:
+            if self._linger_s and not self._urgent.is_set() and len(self._pending) < BATCH:
                 # NOTE: a batch per written group costs a thread hop and a transaction each; waiting a
                 # little gathers them (a reader's flush cuts the wait short).
                 with contextlib.suppress(TimeoutError):

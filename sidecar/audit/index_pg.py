@@ -34,6 +34,8 @@ class PostgresIndex:
     """A DecisionIndex in a PostgreSQL database (see the module docstring)."""
 
     dialect = "postgresql"
+    linger_s = 0.25
+    """The feed gathers rows this long per transaction (a round trip each)."""
 
     def __init__(self, url: str, *, timeout_s: float = 5.0, pool_size: int = 3) -> None:
         self._url = url

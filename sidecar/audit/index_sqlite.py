@@ -35,7 +35,7 @@ from sidecar.audit.query import FoundDecision, QueryFilters
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
 _IN_CHUNK = 500
-_WRITE_CHUNK = 64
+_WRITE_CHUNK = 16
 _CHECKPOINT_ROWS = 4096
 
 
@@ -56,6 +56,8 @@ class SqliteIndex:
     """A DecisionIndex in the SQLite file at ``path`` (see the module docstring)."""
 
     dialect = "sqlite"
+    linger_s = 0.02
+    """The feed writes each batch as soon as the loop is free (``sidecar.audit.index_feed``)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

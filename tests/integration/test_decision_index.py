@@ -246,3 +246,27 @@ async def test_sqlite_index_checkpoints_its_wal(tmp_path: Path) -> None:
         assert (await store.head("r1", "chain")) is not None
     finally:
         await store.close()
+
+
+async def test_the_sqlite_feed_writes_soon_and_in_small_transactions(tmp_path: Path) -> None:
+    """SQLite in the loop: the feed takes the index's short linger (PostgreSQL's is 0.25 s) and writes each batch."""
+    path = tmp_path / "decisions.jsonl"
+    index = SqliteIndex(tmp_path / "index.db")
+    await index.open()
+    feed = IndexFeed(index, path, "r1", "c")
+    await feed.start()
+    log = JsonlAuditLog(str(path), flush_window_ms=0, fsync=False, on_written=feed.submit)
+    await log.open()
+    try:
+        assert feed._linger_s == index.linger_s < PostgresIndex.linger_s
+        await log.append(varied(0))
+        for _ in range(400):
+            if await index.head("r1", "c") is not None:
+                break
+            await asyncio.sleep(0.005)
+        head = await index.head("r1", "c")
+        assert head is not None and head.seq == 1
+    finally:
+        await log.close()
+        await feed.close()
+        await index.close()

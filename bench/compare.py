@@ -9,7 +9,9 @@ machine), then reads (a server show) closed loop on one connection, and state
 changes at saturation (``wrk -c16``), alternating the revisions round by round so
 that drift of the machine hits both. Prints a table of p50/p99 (and req/s at
 saturation) and the ratios NEW/OLD, and writes bench/.work/compare.json. Nothing
-is asserted.
+is asserted, but a run in which wrk saw failed requests (connect, read, write,
+timeout, or a status >= 400) is named, and the exit status is 1: a revision that
+fails answers fast, and its latencies would mean nothing.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def main(argv: list[str]) -> int:
     work = Workload("state_change", ids)
     reads = Workload("read", ids)
     points: tuple[float | str, ...] = (*RATES, CLOSED, READ_CLOSED, SATURATED)
+    errors: list[str] = []
     results: dict[str, dict[float | str, list[dict[str, float]]]] = {r: {x: [] for x in points} for r in revs}
     try:
         up_port = free_port()
@@ -93,13 +96,14 @@ def main(argv: list[str]) -> int:
             for rate in RATES:
                 for rev in revs:
                     results[rev][rate].append(fixed_rate(urls[rev], work, rate, 5.0, 1.0)["corrected_ms"])
-            for rev in revs:
-                results[rev][CLOSED].append(saturate(urls[rev], work, 5.0, conns=1)["latency_ms"])
-            for rev in revs:
-                results[rev][READ_CLOSED].append(saturate(urls[rev], reads, 5.0, conns=1)["latency_ms"])
-            for rev in revs:
-                sat = saturate(urls[rev], work, 5.0, conns=16)
-                results[rev][SATURATED].append({**sat["latency_ms"], "rps": sat["rps"]})
+            for point, load, conns in ((CLOSED, work, 1), (READ_CLOSED, reads, 1), (SATURATED, work, 16)):
+                for rev in revs:
+                    run = saturate(urls[rev], load, 5.0, conns=conns)
+                    failed = sum(run["errors"].values())
+                    if failed:
+                        # NOTE: a failing revision answers fast: its latencies would mean nothing.
+                        errors.append(f"{rev} {point}: {failed} of {run['requests']} requests failed {run['errors']}")
+                    results[rev][point].append({**run["latency_ms"], "rps": run["rps"]})
     finally:
         procs.close()
     summary: dict[str, Any] = {"revs": revs, "rates": {}}
@@ -112,7 +116,7 @@ def main(argv: list[str]) -> int:
             row[rev] = {"p50": p50, "p99": p99}
             rps = ""
             if rate == SATURATED:
-                row[rev]["rps"] = statistics.median(r["rps"] for r in results[rev][rate])
+                row[rev]["rps"] = statistics.median(r["rps"] for r in results[rev][rate] if "rps" in r)
                 rps = f"  {row[rev]['rps']:>8.0f} req/s"
             print(f"{rate!s:>7}  {rev:>10}  {p50:>8.3f}  {p99:>8.3f}{rps}")
         old, new = row[revs[0]], row[revs[1]]
@@ -123,8 +127,11 @@ def main(argv: list[str]) -> int:
         summary["rates"][str(rate)] = row
     print(f"({CLOSED}: state changes closed loop, one connection, wrk -t1 -c1 -d5s; {READ_CLOSED}: reads, the "
           f"same; {SATURATED}: state changes at saturation, wrk -t1 -c16 -d5s)")
+    summary["errors"] = errors
+    for line in errors:
+        print(f"FAILED REQUESTS: {line}")
     (WORK / "compare.json").write_text(json.dumps(summary, indent=2))
-    return 0
+    return 1 if errors else 0
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ of the GIL at every statement and taking it back, would keep the event loop
 waiting for the GIL for up to the 5 ms switch interval (measured: a state
 change's p99 record wait 4.5 ms with the thread, 1.3 ms without the index). The
 writer does not checkpoint the WAL itself (that fsyncs); a worker thread does,
-every ``_CHECKPOINT_ROWS`` rows (one statement, the GIL let go throughout).
+every ``_CHECKPOINT_ROWS`` rows (one statement, the GIL let go throughout), a
+RESTART checkpoint so that the WAL starts over (its file cut back to 32 MiB)
+however steady the writes.
 WAL mode, so a reader never waits for the writer. ``synchronous=NORMAL``: the
 index is a copy of the chain and is caught up from it at start-up, so a write
 lost in a power cut costs nothing but the catch-up. Every call raises
@@ -37,6 +39,8 @@ log = logging.getLogger(__name__)
 _IN_CHUNK = 500
 _WRITE_CHUNK = 16
 _CHECKPOINT_ROWS = 4096
+_WAL_LIMIT_BYTES = 32 << 20
+"""After a checkpoint restarts the WAL, its file is cut back to this size."""
 
 
 def _transaction(db: sqlite3.Connection, begin: str | None, fn: Callable[..., _T], *args: Any) -> _T:
@@ -79,12 +83,14 @@ class SqliteIndex:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA busy_timeout=5000")
+        conn.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
         for stmt in q.schema(self.dialect):
             conn.execute(stmt)
         writer = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         writer.execute("PRAGMA synchronous=NORMAL")
         writer.execute("PRAGMA busy_timeout=0")
         writer.execute("PRAGMA wal_autocheckpoint=0")
+        writer.execute(f"PRAGMA journal_size_limit={_WAL_LIMIT_BYTES}")
         self._conn, self._writer = conn, writer
 
     async def close(self) -> None:
@@ -146,8 +152,14 @@ class SqliteIndex:
             raise IndexUnavailable(f"the decision index {self.path} failed: {exc}") from exc
 
     async def _checkpoint(self) -> None:
+        # NOTE: RESTART, not PASSIVE: under steady writes a passive checkpoint never catches the last
+        # frame, the WAL never starts over and grows without bound (measured: 77 MB per 4,200 rows).
+        # RESTART holds the write lock while it copies; the loop's writer then gets SQLITE_BUSY and
+        # waits in a thread (``_write``), so the loop itself never waits.
         try:
-            await self._run(lambda: self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone())
+            busy, _, _ = await self._run(lambda: self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone())
+            if busy:
+                log.warning("decision index: WAL checkpoint could not restart the log (a reader held it)")
             self.wal_checkpoints += 1
         except IndexUnavailable as exc:  # NOTE: the WAL only grows until the next try.
             log.warning("decision index: WAL checkpoint failed: %s", exc)

@@ -270,3 +270,30 @@ async def test_the_sqlite_feed_writes_soon_and_in_small_transactions(tmp_path: P
         await log.close()
         await feed.close()
         await index.close()
+
+
+async def test_the_sqlite_index_wal_stays_bounded_under_steady_writes(tmp_path: Path) -> None:
+    """Small transactions that never stop: each checkpoint must let the WAL start over, not only copy it."""
+    store = SqliteIndex(tmp_path / "index.db")
+    await store.open()
+    wal = tmp_path / "index.db-wal"
+    sizes: list[int] = []
+    try:
+        seq = 0
+        for _ in range(6):
+            # NOTE: writes go on while each checkpoint runs, as they do under load.
+            for _ in range(4200 // 16):
+                batch = []
+                for _ in range(16):
+                    seq += 1
+                    row = index_row({**varied(seq), "seq": seq, "prev_hash": "0" * 64, "hash": f"{seq:064x}"},
+                                    "r1", "chain")
+                    assert row is not None
+                    batch.append(row)
+                await store.add(batch)
+                await asyncio.sleep(0.001)
+            sizes.append(wal.stat().st_size)
+        assert store.wal_checkpoints >= 4
+        assert sizes[-1] <= 2 * max(sizes[:2]), f"the WAL grows with every interval: {sizes}"
+    finally:
+        await store.close()

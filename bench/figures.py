@@ -164,7 +164,7 @@ def breakdown(results: dict[str, Any], variant: str = "statelock_embedded", rate
         }
     except (KeyError, TypeError):
         return {}
-    parts["everything else: HTTP in/out (aiohttp server + client), classify, identity, guard, "
+    parts["everything else: HTTP in/out (aiohttp server, the http1 forwarding client), classify, identity, guard, "
           "building the records, scheduling"] = client - sum(parts.values())
     return {"variant": variant, "rate": int(rate), "client_p50_ms": client, "direct_p50_ms": direct,
             "added_p50_ms": round(client - direct, 3), "parts_ms": {k: round(v, 3) for k, v in parts.items()}}

@@ -19,8 +19,9 @@ _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::\d+)?\)$")
 _AREAS = (
     ("sidecar/policy/wasm/", "the Wasm caller and host builtins"),
     ("wasmtime/", "wasmtime (embedded Wasm engine)"),
+    ("sidecar/backends/http1", "the forwarder's HTTP/1.1 client (httptools)"),
     ("sidecar/", "sidecar (Statelock's own code)"),
-    ("aiohttp/", "aiohttp (server and client)"),
+    ("aiohttp/", "aiohttp (the server; Statelock's own Nova calls)"),
     ("asyncio/", "asyncio (event loop, tasks, to_thread)"),
     ("json/", "json (stdlib encode/decode)"),
     ("logging/", "logging (incl. aiohttp access log)"),

@@ -242,7 +242,7 @@ async def test_sqlite_index_checkpoints_its_wal(tmp_path: Path) -> None:
             if store._checkpointing is None:
                 break
             await asyncio.sleep(0.05)
-        assert store.wal_checkpoints == 1, "5,000 rows: one checkpoint (every 4,096), in a worker thread"
+        assert store.wal_checkpoints == 1, "5,000 rows in one add: one checkpoint after it, in a worker thread"
         assert (await store.head("r1", "chain")) is not None
     finally:
         await store.close()

@@ -115,6 +115,8 @@ class DecisionIndex(Protocol):
     """A store of index rows (SQLite or PostgreSQL); every call raises ``IndexUnavailable`` on a store fault."""
 
     dialect: str
+    linger_s: float
+    """How long the feed gathers written rows before a transaction (``sidecar.audit.index_feed``)."""
 
     async def open(self) -> None:
         """Create the tables if missing; IndexUnavailable when the store can't be reached."""

@@ -11,9 +11,8 @@ Then ``submit`` (the log's ``on_written`` listener, called in the event loop onc
 batch is on disk) queues each batch, and a writer task adds what gathered within
 ``linger_s`` to the index in one transaction, off the request path (the index's own
 ``linger_s``: PostgreSQL gathers for 0.25 s, a round trip per transaction; SQLite,
-written in the event loop, takes each batch as soon as the loop is free, so its
-inserts fill the waits of the request that made them instead of stalling the loop
-in bursts). A failed write is
+written in the event loop, for 20 ms, so its small transactions fill the waits of
+the requests that made them instead of stalling the loop in bursts). A failed write is
 logged, counted in ``failures`` and tried again;
 past ``max_pending`` records waiting, the oldest are dropped (counted in ``dropped``)
 and left to the next start-up's catch-up. ``flush`` waits until what was submitted so
@@ -112,8 +111,7 @@ class IndexFeed:
         self.chain = chain
         self._max_pending = max_pending
         self._retry_s = retry_s
-        # NOTE: by default the index's own: a network store gathers rows, SQLite in the loop does not.
-        self._linger_s = getattr(index, "linger_s", LINGER_S) if linger_s is None else linger_s
+        self._linger_s = index.linger_s if linger_s is None else linger_s
         self._pending: list[IndexRow | CompletionRow] = []
         self._wakeup = asyncio.Event()
         self._urgent = asyncio.Event()

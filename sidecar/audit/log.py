@@ -71,8 +71,7 @@ from sidecar.errors import AuditError
 
 log = logging.getLogger(__name__)
 
-_Pending = Pending
-_Batch = tuple[bytes, list[_Pending], tuple[str, int]]
+_Batch = tuple[bytes, list[Pending], tuple[str, int]]
 """What the writer thread is handed: the bytes, their records and waiters, the head they lead to."""
 
 
@@ -257,19 +256,22 @@ class JsonlAuditLog:
         data, kept, head = self._chain(batch)
         thread = self._thread
         queue.in_flight = True
-        if not kept or thread is None:
-            # NOTE: thread None: closed under us; close() waits for idle, so this is a bug guard.
-            self._settle(kept, None if not kept else AuditError("decision log is not open"), head)
+        if not kept:  # NOTE: no record could be encoded (each waiter was told): nothing to write.
+            if queue.settled():
+                self._send()
+            return
+        if thread is None:  # NOTE: closed under us; close() waits for idle, so this is a bug guard.
+            self._settle(kept, AuditError("decision log is not open"), head)
             return
         thread.submit((data, kept, head))
 
-    def _chain(self, batch: list[_Pending]) -> tuple[bytes, list[_Pending], tuple[str, int]]:
+    def _chain(self, batch: list[Pending]) -> tuple[bytes, list[Pending], tuple[str, int]]:
         """Link a batch onto the head: the bytes to write, the records they hold and the head after them.
 
         A record that can't be encoded is left out and its waiter told so.
         """
         lines: list[bytes] = []
-        kept: list[_Pending] = []
+        kept: list[Pending] = []
         prev, seq = self._prev, self._seq
         for record, fut in batch:
             candidate = {**record, "seq": seq + 1, "prev_hash": prev}
@@ -287,9 +289,9 @@ class JsonlAuditLog:
             kept.append((record, fut))
         return (b"\n".join(lines) + b"\n" if lines else b""), kept, (prev, seq)
 
-    def _settle(self, batch: list[_Pending], err: AuditError | None, head: tuple[str, int]) -> None:
+    def _settle(self, batch: list[Pending], err: AuditError | None, head: tuple[str, int]) -> None:
         """Event loop: a batch is on disk (or failed): move the head, tell its waiters, send the next."""
-        if err is None and batch:
+        if err is None:
             with self._head_lock:
                 self._prev, self._seq = head
             self.written += len(batch)

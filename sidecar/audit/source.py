@@ -36,6 +36,10 @@ Flush = Callable[[], Awaitable[None]]
 """The decision log's ``flush``: waits until what was appended is on disk."""
 
 
+async def _on_disk() -> None:
+    """The Flush of a source given no log: what it reads is already on disk."""
+
+
 class DecisionSource(Protocol):
     """Decisions to read (see the module docstring); store faults raise a SidecarError (503)."""
 
@@ -58,14 +62,13 @@ class DecisionSource(Protocol):
 class IndexedDecisions:
     """A DecisionSource over a DecisionIndex fed by ``feed`` (this replica's chain)."""
 
-    def __init__(self, index: DecisionIndex, feed: IndexFeed, flush: Flush | None = None) -> None:
+    def __init__(self, index: DecisionIndex, feed: IndexFeed, flush: Flush = _on_disk) -> None:
         self.index = index
         self.feed = feed
         self._flush = flush
 
     async def _caught_up(self) -> None:
-        if self._flush is not None:
-            await self._flush()
+        await self._flush()
         await self.feed.flush()
 
     async def page(self, filters: QueryFilters, before: Cursor | None, limit: int | None) -> list[Indexed]:
@@ -92,14 +95,13 @@ class IndexedDecisions:
 class FileDecisions:
     """A DecisionSource reading the log at ``path`` (every call reads its files)."""
 
-    def __init__(self, path: str | Path, replica: str, flush: Flush | None = None) -> None:
+    def __init__(self, path: str | Path, replica: str, flush: Flush = _on_disk) -> None:
         self.path = Path(path)
         self.replica = replica
         self._flush = flush
 
     async def page(self, filters: QueryFilters, before: Cursor | None, limit: int | None) -> list[Indexed]:
-        if self._flush is not None:
-            await self._flush()
+        await self._flush()
         records = await asyncio.to_thread(query_records, log_files(self.path), replace(filters, limit=None))
         out: list[Indexed] = []
         for record in reversed(records):
@@ -128,13 +130,11 @@ class FileDecisions:
             str(record.get("hash", "")), record=record, when=from_us(ts_us), cursor=Cursor(ts_us, seq))
 
     async def query(self, filters: QueryFilters) -> list[dict[str, Any]]:
-        if self._flush is not None:
-            await self._flush()
+        await self._flush()
         return await asyncio.to_thread(query_records, log_files(self.path), filters)
 
     async def find(self, wanted: str) -> FoundDecision | None:
-        if self._flush is not None:
-            await self._flush()
+        await self._flush()
         return await asyncio.to_thread(find_decision, log_files(self.path), wanted)
 
     async def chains(self) -> list[ChainHead]:

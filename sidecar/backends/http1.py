@@ -129,18 +129,14 @@ class Http1Pool:
             deadline = loop.time() + self._timeout
             try:
                 return await conn.send(head, body, head_only, deadline)
-            except Http1Timeout:
+            except BaseException as exc:
                 conn.close()
-                raise
-            except Http1Error:
-                conn.close()
-                if attempt == 0 and reused and may_retry and not conn.received:
-                    self.retries += 1
-                    continue
-                raise
-            except BaseException:
-                conn.close()
-                raise
+                # NOTE: exactly Http1Error, not Http1Timeout: a request that timed out may have been acted on.
+                stale = (type(exc) is Http1Error and attempt == 0 and reused and may_retry
+                         and not conn.received)
+                if not stale:
+                    raise
+                self.retries += 1
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _acquire(self) -> Connection:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import aiohttp
-from multidict import CIMultiDict
 
 from sidecar.backends.base import ForwardResponse, IncomingRequest
 from sidecar.backends.http1 import Http1Error, Http1Pool, Http1Timeout
@@ -44,13 +43,6 @@ def forwarded_header_list(request: IncomingRequest) -> list[tuple[str, str]]:
            if not ((low := name.lower()) in HOP_BY_HOP or low in tokens or low.startswith("x-forwarded-"))]
     out += (("X-Forwarded-For", request.client_ip), ("X-Forwarded-Proto", request.scheme),
             ("X-Forwarded-Host", request.host))
-    return out
-
-
-def forwarded_headers(request: IncomingRequest) -> CIMultiDict[str]:
-    """``forwarded_header_list`` with the Content-Length the forwarder sends, as a multidict."""
-    out: CIMultiDict[str] = CIMultiDict(forwarded_header_list(request))
-    out["Content-Length"] = str(len(request.body))
     return out
 
 

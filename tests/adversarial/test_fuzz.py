@@ -6,7 +6,7 @@ a locked server, then mutated):
 * **In process** (most examples): Statelock's ``classify()`` and header limits decide
   refuse / serve / deny / forward as the Enforcer would under an instance ``state``
   lock; what would be forwarded is rebuilt the way the upstream backend sends it
-  (``forwarded_headers``, ``Action.forward_path`` byte for byte) and run through
+  (``forwarded_header_list`` and its Content-Length, ``Action.forward_path`` byte for byte) and run through
   ``nova_wsgi``'s WSGI stack in process. Whenever Nova would execute a state change,
   Statelock must have classified that very change: same server, a state-changing
   kind, the same action name and microversion; so nothing state-changing on the
@@ -31,7 +31,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from multidict import CIMultiDict
 
 from sidecar.backends.base import IncomingRequest
-from sidecar.backends.upstream import forwarded_headers
+from sidecar.backends.upstream import forwarded_header_list
 from sidecar.classify import Action, RouteTable, classify, load_route_table
 from sidecar.config import LimitsConfig
 from sidecar.errors import SidecarError
@@ -111,7 +111,7 @@ def forward(nova: NovaWSGI, req: RawRequest, action: Action) -> list[Execution]:
     """Run what Statelock would forward through nova_wsgi in process; its executions."""
     fwd = IncomingRequest(req.method, action.forward_path, wire_headers(req), req.body, "127.0.0.1",
                           "http", "statelock")
-    headers = list(forwarded_headers(fwd).items())
+    headers = [*forwarded_header_list(fwd), ("Content-Length", str(len(req.body)))]
     nova.clear()
     call(nova, environ_for(req.method, action.forward_path, headers, req.body))
     return list(nova.executions)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from sidecar.audit.index import ChainHead, CompletionRow, Cursor, Indexed, IndexRow, IndexUnavailable
-from sidecar.audit.index_feed import IndexFeed
+from sidecar.audit.index_feed import LINGER_S, IndexFeed
 from sidecar.audit.query import FoundDecision, QueryFilters
 from tests.unit.audit_logs import decision
 
@@ -17,6 +17,7 @@ class FlakyIndex:
     """An in-memory index whose first ``failures`` writes fail."""
 
     dialect = "memory"
+    linger_s = LINGER_S
 
     def __init__(self, failures: int) -> None:
         self.failures = failures

@@ -22,6 +22,8 @@ from sidecar import appkeys as keys
 from sidecar.audit.files import is_regular_or_absent, side_file
 from sidecar.audit.index import DecisionIndex, IndexUnavailable
 from sidecar.audit.index_feed import IndexFeed
+from sidecar.audit.index_sqlite import SqliteIndex
+from sidecar.audit.indexer import IndexProcess
 from sidecar.audit.log import JsonlAuditLog
 from sidecar.audit.shipping import DecisionShipper
 from sidecar.audit.source import DecisionSource, FileDecisions, IndexedDecisions
@@ -117,8 +119,6 @@ def create_index(cfg: Config) -> DecisionIndex | None:
         from sidecar.audit.index_pg import PostgresIndex
 
         return PostgresIndex(cfg.lockstore.url, timeout_s=cfg.lockstore.guard_timeout_s)
-    from sidecar.audit.index_sqlite import SqliteIndex
-
     return SqliteIndex(cfg.audit.index_path or side_file(cfg.audit.path, "index.db"))
 
 
@@ -138,7 +138,22 @@ def _fan_out(listeners: Sequence[Callable[[Sequence[dict[str, Any]]], None]]
     return each
 
 
-async def _open_decisions(cfg: Config, feed: IndexFeed | None, audit: JsonlAuditLog,
+def _index_feed(cfg: Config, disk_seq: Callable[[], int]) -> IndexFeed | IndexProcess | None:
+    """What keeps the decision index up to date (not yet started); None without an index.
+
+    A SQLite index is fed by a process of its own (``sidecar.audit.indexer``), PostgreSQL's by a
+    feed in the event loop (``sidecar.audit.index_feed``, its ``submit`` a listener of the log).
+    """
+    index = create_index(cfg)
+    if index is None:
+        return None
+    replica, chain = cfg.audit.replica or socket.gethostname(), str(Path(cfg.audit.path).resolve())
+    if isinstance(index, SqliteIndex):
+        return IndexProcess(index, cfg.audit.path, replica, chain, disk_seq)
+    return IndexFeed(index, cfg.audit.path, replica, chain)
+
+
+async def _open_decisions(cfg: Config, feed: IndexFeed | IndexProcess | None, audit: JsonlAuditLog,
                           stack: contextlib.AsyncExitStack) -> DecisionSource:
     """The source the console and the decisions API read: the index once caught up, else the files."""
     replica = cfg.audit.replica or socket.gethostname()
@@ -179,10 +194,9 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         shipper = await _start_shipper(cfg, stack)
         if shipper is not None:
             app[keys.SHIPPER] = shipper
-        index = create_index(cfg)
-        feed = None if index is None else IndexFeed(index, cfg.audit.path, cfg.audit.replica or socket.gethostname(),
-                                                    str(Path(cfg.audit.path).resolve()))
-        listeners = [fn for fn in (shipper.submit_all if shipper else None, feed.submit if feed else None) if fn]
+        feed = _index_feed(cfg, lambda: int(audit.chain_state()["last_seq"]))
+        listeners = [fn for fn in (shipper.submit_all if shipper else None,
+                                   feed.submit if isinstance(feed, IndexFeed) else None) if fn]
         audit = JsonlAuditLog(cfg.audit.path, cfg.audit.flush_window_ms, cfg.audit.fsync,
                               max_bytes=cfg.audit.max_bytes, on_written=_fan_out(listeners),
                               checkpoint_interval_s=cfg.audit.checkpoint_interval_s,

@@ -75,8 +75,9 @@ def find_start(files: Sequence[Path], head: ChainHead | None) -> _Start:
 
 
 def read_rows(files: Sequence[Path], start: _Start, replica: str, chain: str,
-              limit: int = BATCH) -> tuple[list[IndexRow | CompletionRow], _Start | None]:
-    """Up to ``limit`` rows from ``start`` on, and where the next read starts (None at the end)."""
+              limit: int = BATCH) -> tuple[list[IndexRow | CompletionRow], _Start]:
+    """Up to ``limit`` rows from ``start`` on, and where the next read starts (past the last whole line
+    read: fewer than ``limit`` rows means the end was reached)."""
     rows: list[IndexRow | CompletionRow] = []
     file, offset = start.file, start.offset
     while file < len(files):
@@ -84,7 +85,7 @@ def read_rows(files: Sequence[Path], start: _Start, replica: str, chain: str,
             fh.seek(offset)
             for raw in fh:
                 if not raw.endswith(b"\n"):
-                    break  # NOTE: a line still being written; the live feed brings it
+                    break  # NOTE: a line still being written; the next read brings it
                 offset += len(raw)
                 try:
                     record = json.loads(raw)
@@ -96,8 +97,57 @@ def read_rows(files: Sequence[Path], start: _Start, replica: str, chain: str,
                     rows.append(row)
                 if len(rows) >= limit:
                     return rows, _Start(file, offset)
+        if file == len(files) - 1:
+            break
         file, offset = file + 1, 0
-    return rows, None
+    return rows, _Start(file, offset)
+
+
+class ChainFollower:
+    """Indexes what a chain's files hold past the index's head, and then what is appended to them.
+
+    ``step`` reads from where the last one stopped, as long as the log's files are the same ones;
+    after a rotation (or at the first step) it finds its place again from the index's head
+    (``find_start``), dropping the chain's rows first when the index holds a record the chain does not.
+    A failed write leaves the place where it was, so the next step writes the same rows again.
+    """
+
+    def __init__(self, index: DecisionIndex, log_path: str | Path, replica: str, chain: str) -> None:
+        self.index = index
+        self.log_path = Path(log_path)
+        self.replica = replica
+        self.chain = chain
+        self._files: list[Path] | None = None
+        self._at: _Start | None = None
+
+    async def step(self) -> int:
+        """Index what was appended since the last step; how many rows were added. IndexUnavailable on a fault."""
+        files = log_files(self.log_path)
+        try:
+            at = self._at if files == self._files else None
+            if at is None:
+                at = await self._find(files)
+            added = 0
+            while True:
+                rows, after = await asyncio.to_thread(read_rows, files, at, self.replica, self.chain)
+                if rows:
+                    await self.index.add(rows)
+                self._files, self._at, at = files, after, after
+                added += len(rows)
+                if len(rows) < BATCH:
+                    return added
+        except OSError as exc:
+            self._at = None
+            raise IndexUnavailable(f"cannot read the decision log {self.log_path} to index it: {exc}") from exc
+
+    async def _find(self, files: list[Path]) -> _Start:
+        head = await self.index.head(self.replica, self.chain)
+        start = await asyncio.to_thread(find_start, files, head)
+        if start.rebuild:
+            dropped = await self.index.drop_chain(self.replica, self.chain)
+            log.warning("decision index: it held a record the chain %s does not (seq %s); its %d rows were "
+                        "dropped and the chain is indexed anew", self.chain, head.seq if head else None, dropped)
+        return start
 
 
 class IndexFeed:
@@ -130,27 +180,7 @@ class IndexFeed:
 
     async def catch_up(self) -> int:
         """Index the chain's records the index lacks (see the module docstring); how many were added."""
-        head = await self.index.head(self.replica, self.chain)
-        files = log_files(self.log_path)
-        try:
-            start: _Start | None = await asyncio.to_thread(find_start, files, head)
-        except OSError as exc:
-            raise IndexUnavailable(f"cannot read the decision log {self.log_path} to index it: {exc}") from exc
-        assert start is not None
-        if start.rebuild:
-            dropped = await self.index.drop_chain(self.replica, self.chain)
-            log.warning("decision index: it held a record the chain %s does not (seq %s); its %d rows were "
-                        "dropped and the chain is indexed anew", self.chain, head.seq if head else None, dropped)
-        added = 0
-        while start is not None:
-            try:
-                rows, start = await asyncio.to_thread(read_rows, files, start, self.replica, self.chain)
-            except OSError as exc:
-                raise IndexUnavailable(f"cannot read the decision log {self.log_path} to index it: {exc}") \
-                    from exc
-            if rows:
-                await self.index.add(rows)
-            added += len(rows)
+        added = await ChainFollower(self.index, self.log_path, self.replica, self.chain).step()
         if added:
             log.info("decision index: %d records of chain %s caught up from the log", added, self.chain)
         return added

@@ -20,7 +20,6 @@ from typing import Any, Protocol
 
 from sidecar.audit.files import log_files
 from sidecar.audit.index import ChainHead, Cursor, DecisionIndex, Indexed, from_us, reason_of, to_us
-from sidecar.audit.index_feed import IndexFeed
 from sidecar.audit.query import (
     FoundDecision,
     QueryFilters,
@@ -38,6 +37,16 @@ Flush = Callable[[], Awaitable[None]]
 
 async def _on_disk() -> None:
     """The Flush of a source given no log: what it reads is already on disk."""
+
+
+class Feed(Protocol):
+    """What keeps an index up to date with this replica's chain (``IndexFeed``, ``IndexProcess``)."""
+
+    async def flush(self, timeout_s: float = 5.0) -> bool:
+        """Wait until this replica's records on disk are in the index; False past ``timeout_s``."""
+
+    def state(self) -> dict[str, Any]:
+        """The feed's state, for the console and ``/health``."""
 
 
 class DecisionSource(Protocol):
@@ -62,7 +71,7 @@ class DecisionSource(Protocol):
 class IndexedDecisions:
     """A DecisionSource over a DecisionIndex fed by ``feed`` (this replica's chain)."""
 
-    def __init__(self, index: DecisionIndex, feed: IndexFeed, flush: Flush = _on_disk) -> None:
+    def __init__(self, index: DecisionIndex, feed: Feed, flush: Flush = _on_disk) -> None:
         self.index = index
         self.feed = feed
         self._flush = flush

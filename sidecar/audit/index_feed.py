@@ -10,9 +10,10 @@ the chain's rows are dropped and indexed anew: the chain is the source of truth.
 Then ``submit`` (the log's ``on_written`` listener, called in the event loop once a
 batch is on disk) queues each batch, and a writer task adds what gathered within
 ``linger_s`` to the index in one transaction, off the request path (the index's own
-``linger_s``: PostgreSQL gathers for 0.25 s, a round trip per transaction; SQLite,
-written in the event loop, for 20 ms, so its small transactions fill the waits of
-the requests that made them instead of stalling the loop in bursts). A failed write is
+``linger_s``: PostgreSQL gathers for 0.25 s, a round trip per transaction). The server
+feeds a PostgreSQL index this way; a SQLite one is fed by a process of its own
+(``sidecar.audit.indexer``) with ``ChainFollower``, which reads what is appended to the
+chain's files instead of being handed each batch. A failed write is
 logged, counted in ``failures`` and tried again;
 past ``max_pending`` records waiting, the oldest are dropped (counted in ``dropped``)
 and left to the next start-up's catch-up. ``flush`` waits until what was submitted so
@@ -125,6 +126,8 @@ class ChainFollower:
         files = log_files(self.log_path)
         try:
             at = self._at if files == self._files else None
+            if at is not None and at.file == len(files) - 1 and files[-1].stat().st_size == at.offset:
+                return 0  # NOTE: nothing appended (a follower's usual look): no read, no thread hop
             if at is None:
                 at = await self._find(files)
             added = 0

@@ -2,7 +2,8 @@
 
 Two connections. Reads (the console's pages, lookups) run on one, from worker
 threads one call at a time (a lock orders them). Writes (each batch the feed
-hands over, a chain dropped) run on the other, in the event loop itself, in
+hands over, a chain dropped) run on the other, in the event loop of the process
+that feeds the index (``sidecar.audit.indexer``: not the server's), in
 transactions of ``_WRITE_CHUNK`` rows with the loop let go between them: an
 insert takes microseconds, and in a worker thread the same inserts, letting go
 of the GIL at every statement and taking it back, would keep the event loop
@@ -63,7 +64,7 @@ class SqliteIndex:
 
     dialect = "sqlite"
     linger_s = 0.02
-    """The feed gathers 20 ms of rows: small transactions, written in the loop between requests."""
+    """An in-loop ``IndexFeed`` gathers 20 ms of rows (the indexer process looks as often)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

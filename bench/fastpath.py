@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bench import load
@@ -61,15 +62,39 @@ def soak(url: str, pid: int, ids: list[str], requests: int = SOAK_REQUESTS,
     def rss() -> int:
         return rss_kib(pid).get("VmRSS", 0)
 
-    samples = [{"requests": 0, "rss_kib": rss()}]
+    def indexer_rss() -> int:
+        return sum(rss_kib(child).get("VmRSS", 0) for child in indexer_pids(pid))
+
+    samples = [{"requests": 0, "rss_kib": rss(), "indexer_rss_kib": indexer_rss()}]
     done = errors = 0
     while done < requests:
         res = load.saturate(url, work, SOAK_ROUND_S, conns=4)
         done += res["requests"]
         errors += sum(res["errors"].values())
-        samples.append({"requests": done, "rss_kib": rss()})
+        samples.append({"requests": done, "rss_kib": rss(), "indexer_rss_kib": indexer_rss()})
     first, last = samples[0]["rss_kib"], samples[-1]["rss_kib"]
     growth = (last - first) / first if first else 0.0
-    log(f"soak: {done} state changes, RSS {first} -> {last} KiB ({growth:+.1%}), errors {errors}")
+    i_first, i_last = samples[0]["indexer_rss_kib"], samples[-1]["indexer_rss_kib"]
+    i_growth = (i_last - i_first) / i_first if i_first else None
+    log(f"soak: {done} state changes, RSS {first} -> {last} KiB ({growth:+.1%}), indexer RSS {i_first} -> "
+        f"{i_last} KiB, errors {errors}")
     return {"requests": done, "errors": errors, "samples": samples, "growth": round(growth, 4),
-            "kib_per_1000": round((last - first) / max(done, 1) * 1000, 1)}
+            "kib_per_1000": round((last - first) / max(done, 1) * 1000, 1),
+            "indexer_growth": None if i_growth is None else round(i_growth, 4)}
+
+
+def indexer_pids(pid: int) -> list[int]:
+    """The decision indexer processes (``python -m sidecar.audit.indexer``) started by ``pid``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        if ppid == pid and b"sidecar.audit.indexer" in cmdline:
+            found.append(int(proc.name))
+    return found

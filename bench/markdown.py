@@ -161,7 +161,11 @@ def _md_acceptance(results: dict[str, Any]) -> list[str]:
     points = ", ".join(f"{s_['requests']}: {s_['rss_kib'] / 1024:.1f}" for s_ in soak["samples"][::max(1, len(
         soak["samples"]) // 8)])
     out += ["", f"Soak: {soak['requests']:,} state changes ({soak['errors']} errors), RSS {soak['growth']:+.1%} "
-            f"({soak['kib_per_1000']} KiB per 1,000); requests: MiB {points}.", ""]
+            f"({soak['kib_per_1000']} KiB per 1,000); requests: MiB {points}."
+            + (f" The decision indexer process: RSS {soak['indexer_growth']:+.1%} "
+               f"({soak['samples'][0]['indexer_rss_kib'] / 1024:.1f} -> "
+               f"{soak['samples'][-1]['indexer_rss_kib'] / 1024:.1f} MiB)."
+               if soak.get("indexer_growth") is not None else ""), ""]
     return out
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import load
-from bench.procs import rss_kib
+from bench.procs import children, rss_kib
 
 CLOSED_S = 5.0
 SATURATION_CONNS = 16
@@ -86,15 +86,11 @@ def soak(url: str, pid: int, ids: list[str], requests: int = SOAK_REQUESTS,
 def indexer_pids(pid: int) -> list[int]:
     """The decision indexer processes (``python -m sidecar.audit.indexer``) started by ``pid``."""
     found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
+    for child in children(pid):
         try:
-            stat = (proc / "stat").read_text()
-            cmdline = (proc / "cmdline").read_bytes()
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
         except OSError:
             continue
-        ppid = int(stat.rpartition(")")[2].split()[1])
-        if ppid == pid and b"sidecar.audit.indexer" in cmdline:
-            found.append(int(proc.name))
+        if b"sidecar.audit.indexer" in cmdline:
+            found.append(child)
     return found

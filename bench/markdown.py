@@ -182,8 +182,13 @@ def _background_note(results: dict[str, Any]) -> list[str]:
              for by_var in by_rate.values() for r in by_var.values()]
     loads += [r.get("other_load_cores", 0.0) for by_var in results.get("saturation", {}).values()
               for r in by_var.values()]
+    steal = results.get("steal_share")
+    stolen = [] if steal is None else [
+        f"The hypervisor took {steal:.1%} of this machine's core time for other guests during the run (steal, "
+        "in /proc/stat)" + (": **a contended host, where every latency is longer and noisier than on a quiet "
+                            "one; read the ratios, not the absolute numbers.**" if steal > 0.05 else "."), ""]
     if not loads:
-        return []
+        return stolen
     worst = max(loads)
     busy = sum(1 for x in loads if x > 0.2)
     text = (f"Other processes on the machine (not part of the bench) used up to {worst:.2f} cores during the "
@@ -191,7 +196,7 @@ def _background_note(results: dict[str, Any]) -> list[str]:
     if worst > 0.2:
         text += (" **Runs with other load have noisier tails: p99 differences of a few ms there are within the noise; "
                  "re-run on a quiet machine before reading much into them.**")
-    return [text, ""]
+    return [text, "", *stolen]
 
 
 def markdown(results: dict[str, Any]) -> str:

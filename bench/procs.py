@@ -137,14 +137,23 @@ def cpu_seconds(pid: int) -> float:
 
 
 def machine_busy_s() -> float:
-    """CPU seconds the whole machine has been busy (all cores; idle and iowait excluded)."""
+    """CPU seconds the whole machine has been busy (all cores; idle, iowait and steal excluded)."""
     try:
         fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
     except OSError:
         return 0.0
     values = [int(v) for v in fields[:8]]
-    user, nice, system, _idle, _iowait, irq, softirq, steal = values
-    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    user, nice, system, _idle, _iowait, irq, softirq, _steal = values
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def machine_steal_s() -> float:
+    """CPU seconds the hypervisor has given to others while this machine's cores wanted to run (steal)."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    return int(fields[7]) / os.sysconf("SC_CLK_TCK") if len(fields) > 7 else 0.0
 
 
 def children(pid: int) -> list[int]:

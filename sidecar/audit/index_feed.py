@@ -120,6 +120,8 @@ class ChainFollower:
         self.chain = chain
         self._files: list[Path] | None = None
         self._at: _Start | None = None
+        self.last_seq: int | None = None
+        """The seq of the last row this follower added (None before it added one)."""
 
     async def step(self) -> int:
         """Index what was appended since the last step; how many rows were added. IndexUnavailable on a fault."""
@@ -135,6 +137,7 @@ class ChainFollower:
                 rows, after = await asyncio.to_thread(read_rows, files, at, self.replica, self.chain)
                 if rows:
                     await self.index.add(rows)
+                    self.last_seq = rows[-1].seq
                 self._files, self._at, at = files, after, after
                 added += len(rows)
                 if len(rows) < BATCH:

@@ -12,7 +12,7 @@ The pipes: the child's standard input is its wake-up and its lifeline (a byte: r
 now; end of file: the server is gone, write what is left and exit). Its standard output
 says what it did, a JSON line each: ``{"ready": n}`` once it has caught up (n rows),
 ``{"error": "..."}`` when a step failed (it tries again every ``retry_s``), ``{"ok": true}``
-after an error cleared. The server waits for ``ready`` before it serves (as it waited
+after an error cleared, ``{"head": seq}`` at most every ``TELL_S`` while it adds rows. The server waits for ``ready`` before it serves (as it waited
 for the in-loop feed's catch-up); a child that dies is started again after ``retry_s``.
 
 A reader of this replica's decisions calls ``flush`` first: it waits until the index's
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 POLL_S = 0.02
 """How often the child looks for appended records when nobody wakes it."""
 RETRY_S = 1.0
+TELL_S = 0.5
+"""How often at most the child tells the server how far it has indexed (``{"head": seq}``, for ``state``)."""
 
 
 class IndexProcess:
@@ -74,7 +76,8 @@ class IndexProcess:
     def _argv(self) -> list[str]:
         return [sys.executable, "-m", "sidecar.audit.indexer", "--log", str(self.log_path),
                 "--index", str(self.index.path), "--replica", self.replica, "--chain", self.chain,
-                "--poll-s", str(self._poll_s), "--retry-s", str(self._retry_s)]
+                "--poll-s", str(self._poll_s), "--retry-s", str(self._retry_s),
+                "--log-level", logging.getLevelName(logging.getLogger().getEffectiveLevel())]
 
     async def start(self) -> None:
         """Start the child and wait until it has caught up; IndexUnavailable if it can't."""
@@ -111,6 +114,8 @@ class IndexProcess:
                     self.last_error = str(said["error"])
                 elif said.get("ok"):
                     self.last_error = None
+                if isinstance(said.get("head"), int):
+                    self.indexed_seq = max(self.indexed_seq, said["head"])
             code = await proc.wait()
             if self._closing:
                 return
@@ -220,7 +225,7 @@ async def follow(follower: ChainFollower, poll_s: float, retry_s: float) -> None
         wake.set()
 
     loop.add_reader(0, on_input)
-    ready, error = False, None
+    ready, error, told, told_seq = False, None, 0.0, None
     while True:
         last = gone.is_set()
         try:
@@ -241,6 +246,10 @@ async def follow(follower: ChainFollower, poll_s: float, retry_s: float) -> None
         elif error is not None:
             _say(ok=True)
         error = None
+        now, head = time.monotonic(), follower.last_seq
+        if head is not None and head != told_seq and (not added or now - told >= TELL_S):
+            _say(head=head)  # NOTE: at most every TELL_S while rows come, and once they stop
+            told, told_seq = now, head
         if last:
             return
         with contextlib.suppress(TimeoutError):
@@ -273,9 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chain", required=True, help="the chain name the rows carry (the log's resolved path)")
     parser.add_argument("--poll-s", type=float, default=POLL_S, help="seconds between looks when not woken")
     parser.add_argument("--retry-s", type=float, default=RETRY_S, help="seconds between tries after a fault")
+    parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                        help="what is logged to standard error (serve passes its own level)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s statelock-indexer[%(process)d] %(levelname)s %(message)s")
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s[indexer %(process)d]: %(message)s")
     return asyncio.run(_main(args))
 
 

@@ -8,6 +8,7 @@ and the child leaves when the server's end of its input closes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -115,3 +116,20 @@ async def test_a_flush_that_cannot_be_met_says_so(tmp_path: Path) -> None:
     await proc.close()
     await index.close()
     assert json.loads(json.dumps(proc.state()))["process"] is None
+
+
+async def test_health_sees_how_far_it_has_indexed_without_a_reader(tmp_path: Path) -> None:
+    path = tmp_path / "decisions.jsonl"
+    log = JsonlAuditLog(str(path), flush_window_ms=0, fsync=False)
+    await log.open()
+    index, proc = await _started(tmp_path, log)
+    for i in range(12):
+        await log.append(varied(i))
+    for _ in range(200):
+        if proc.state()["pending"] == 0:
+            break
+        await asyncio.sleep(0.025)
+    assert proc.state()["pending"] == 0 and proc.indexed_seq == log.chain_state()["last_seq"] == 12
+    await proc.close()
+    await log.close()
+    await index.close()

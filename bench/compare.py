@@ -11,12 +11,15 @@ that drift of the machine hits both. Prints a table of p50/p99 (and req/s at
 saturation) and the ratios NEW/OLD, and writes bench/.work/compare.json. Nothing
 is asserted, but a run in which wrk saw failed requests (connect, read, write,
 timeout, or a status >= 400) is named, and the exit status is 1: a revision that
-fails answers fast, and its latencies would mean nothing.
+fails answers fast, and its latencies would mean nothing. ``COMPARE_POINTS`` (e.g.
+``c16,c1``) measures only those points, ``COMPARE_WORKERS=N`` serves both with
+``server.workers: N``.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -50,15 +53,17 @@ def _worktree(rev: str) -> Path:
     return path
 
 
-def _config(dirpath: Path, upstream_url: str) -> Path:
+def _config(dirpath: Path, upstream_url: str, workers: int) -> Path:
     dirpath.mkdir(parents=True, exist_ok=True)
-    cfg = {
+    cfg: dict[str, Any] = {
         "backend": {"kind": "upstream", "upstream_url": upstream_url,
                     "service_auth": {"token": "statelock:service:admin"}},
         "lockstore": {"url": f"sqlite:///{dirpath}/locks.db"},
         "policy": {"bundle": "policies/"},
         "audit": {"path": str(dirpath / "decisions.jsonl")},
     }
+    if workers != 1:
+        cfg["server"] = {"workers": workers}
     path = dirpath / "statelock.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
@@ -75,6 +80,10 @@ def main(argv: list[str]) -> int:
     work = Workload("state_change", ids)
     reads = Workload("read", ids)
     points: tuple[float | str, ...] = (*RATES, CLOSED, READ_CLOSED, SATURATED)
+    wanted = os.environ.get("COMPARE_POINTS")
+    if wanted:
+        points = tuple(p for p in points if str(p) in wanted.split(","))
+    workers = int(os.environ.get("COMPARE_WORKERS", "1"))
     errors: list[str] = []
     results: dict[str, dict[float | str, list[dict[str, float]]]] = {r: {x: [] for x in points} for r in revs}
     try:
@@ -86,17 +95,19 @@ def main(argv: list[str]) -> int:
         for rev in revs:
             tree = _worktree(rev)
             port = free_port()
-            cfg = _config(WORK / f"run-{rev}", f"http://127.0.0.1:{up_port}")
+            cfg = _config(WORK / f"run-{rev}", f"http://127.0.0.1:{up_port}", workers)
             procs.start(f"statelock-{rev}", [sys.executable, "-m", "sidecar", "serve", "--config", str(cfg)],
                         cwd=tree, env={"STATELOCK_LISTEN": f"127.0.0.1:{port}",
                                        "PATH": f"{ROOT / '.tools' / 'bin'}:/usr/bin:/bin", "PYTHONPATH": str(tree)},
                         ready=lambda p=port: http_ok(f"http://127.0.0.1:{p}/statelock/v1/livez"))
             urls[rev] = f"http://127.0.0.1:{port}"
         for _ in range(ROUNDS):
-            for rate in RATES:
+            for rate in (r for r in RATES if r in points):
                 for rev in revs:
                     results[rev][rate].append(fixed_rate(urls[rev], work, rate, 5.0, 1.0)["corrected_ms"])
             for point, load, conns in ((CLOSED, work, 1), (READ_CLOSED, reads, 1), (SATURATED, work, 16)):
+                if point not in points:
+                    continue
                 for rev in revs:
                     run = saturate(urls[rev], load, 5.0, conns=conns)
                     failed = sum(run["errors"].values())

@@ -4,11 +4,11 @@ Two connections. Reads (the console's pages, lookups) run on one, from worker
 threads one call at a time (a lock orders them). Writes (each batch the feed
 hands over, a chain dropped) run on the other, in the event loop of the process
 that feeds the index (``sidecar.audit.indexer``: not the server's), in
-transactions of ``_WRITE_CHUNK`` rows with the loop let go between them: an
-insert takes microseconds, and in a worker thread the same inserts, letting go
-of the GIL at every statement and taking it back, would keep the event loop
-waiting for the GIL for up to the 5 ms switch interval (measured: a state
-change's p99 record wait 4.5 ms with the thread, 1.3 ms without the index). The
+transactions of up to ``_WRITE_CHUNK`` (512) rows with the loop let go between
+them (each COMMIT writes the WAL: 16-row transactions, as long as these writes ran
+in the server's own loop, spent a fifth of the indexer's CPU committing). A write
+that finds the file locked by another process (a worker's indexer) waits in a
+thread, so the loop never sleeps in SQLite's busy handler. The
 writer does not checkpoint the WAL itself (that fsyncs); a worker thread does,
 every ``_CHECKPOINT_ROWS`` (256) rows (one statement, the GIL let go throughout), a
 RESTART checkpoint so that the WAL starts over (its file cut back to 32 MiB)
@@ -38,7 +38,7 @@ from sidecar.audit.query import FoundDecision, QueryFilters
 _T = TypeVar("_T")
 log = logging.getLogger(__name__)
 _IN_CHUNK = 500
-_WRITE_CHUNK = 16
+_WRITE_CHUNK = 512
 _CHECKPOINT_ROWS = 256
 """Rows between WAL checkpoints: small ones, since each one's fsync shares the disk with the decision log's
 (measured at c1: p99 +2.6-3.7 ms every 256 rows, +7.4-9.9 ms every 4,096)."""
@@ -64,7 +64,7 @@ class SqliteIndex:
 
     dialect = "sqlite"
     linger_s = 0.02
-    """An in-loop ``IndexFeed`` gathers 20 ms of rows (the indexer process looks as often)."""
+    """An ``IndexFeed`` gathers 20 ms of rows (the indexer process looks as often)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

@@ -12,8 +12,9 @@ The pipes: the child's standard input is its wake-up and its lifeline (a byte: r
 now; end of file: the server is gone, write what is left and exit). Its standard output
 says what it did, a JSON line each: ``{"ready": n}`` once it has caught up (n rows),
 ``{"error": "..."}`` when a step failed (it tries again every ``retry_s``), ``{"ok": true}``
-after an error cleared, ``{"head": seq}`` at most every ``TELL_S`` while it adds rows. The server waits for ``ready`` before it serves (as it waited
-for the in-loop feed's catch-up); a child that dies is started again after ``retry_s``.
+after an error cleared, ``{"head": seq}`` at most every ``TELL_S`` while it adds rows.
+The server waits for ``ready`` before it serves (as it waited for the in-loop feed's
+catch-up); a child that dies is started again after ``retry_s``.
 
 A reader of this replica's decisions calls ``flush`` first: it waits until the index's
 head for this chain reaches the log's head as it was on disk when the read began, so a
@@ -41,7 +42,7 @@ from sidecar.audit.index_sqlite import SqliteIndex
 
 log = logging.getLogger(__name__)
 
-POLL_S = 0.02
+POLL_S = 0.1
 """How often the child looks for appended records when nobody wakes it."""
 RETRY_S = 1.0
 TELL_S = 0.5

@@ -64,7 +64,7 @@ class SqliteIndex:
 
     dialect = "sqlite"
     linger_s = 0.02
-    """An ``IndexFeed`` gathers 20 ms of rows (the indexer process looks as often)."""
+    """An ``IndexFeed`` gathers 20 ms of rows (the indexer process looks every 0.1 s instead)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)

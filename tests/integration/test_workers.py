@@ -385,7 +385,7 @@ async def test_every_worker_guards_and_shows_the_decisions_of_all(
         async with two.post(f"{base}/v2.1/servers/{sid}/action", json={"os-start": None}, headers=owner) as resp:
             assert resp.status == 409  # the lock placed through worker 1 holds in worker 2
             ids.append(resp.headers["X-Statelock-Decision-Id"])
-        await asyncio.sleep(0.6)  # NOTE: past the other worker's indexer's next look (20 ms), and then some
+        await asyncio.sleep(0.6)  # NOTE: past the other worker's indexer's next look (0.1 s), and then some
         for session, _ in sessions.values():
             async with session.get(f"{base}/statelock/v1/decisions",
                                    headers={"X-Auth-Token": "auditor:service:auditor"}) as resp:

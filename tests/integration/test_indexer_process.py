@@ -12,9 +12,13 @@ import asyncio
 import json
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from sidecar.audit.files import log_files
 from sidecar.audit.index import IndexUnavailable
@@ -23,8 +27,12 @@ from sidecar.audit.indexer import IndexProcess
 from sidecar.audit.log import JsonlAuditLog
 from sidecar.audit.query import QueryFilters
 from tests.integration.test_decision_index import varied, write
+from tests.support.fake_nova import FakeNova, build_app
+from tests.support.paths import POLICIES
+from tests.support.process import free_port, start_statelock, write_config
 
 pytestmark = pytest.mark.integration
+AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
 
 
 async def _started(tmp_path: Path, log: JsonlAuditLog | None = None,
@@ -133,3 +141,69 @@ async def test_health_sees_how_far_it_has_indexed_without_a_reader(tmp_path: Pat
     await proc.close()
     await log.close()
     await index.close()
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _indexer_of(pid: int) -> int:
+    found = [c for c in _children(pid) if b"sidecar.audit.indexer" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert len(found) == 1, f"statelock serve (pid {pid}) should have one indexer, has {found}"
+    return found[0]
+
+
+async def _gone(pid: int, timeout_s: float) -> bool:
+    for _ in range(int(timeout_s / 0.05)):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] == "Z":
+            return True  # NOTE: a zombie has exited; its parent (gone too) can't reap it
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_serve_restarts_a_killed_indexer_and_its_child_goes_with_it(aiohttp_server: AiohttpServer,
+                                                                          tmp_path: Path) -> None:
+    nova = FakeNova()
+    ids = [nova.add_server() for _ in range(3)]
+    upstream = await aiohttp_server(build_app(nova))
+    config = write_config(tmp_path / "statelock.yaml", {
+        "backend": {"kind": "upstream", "upstream_url": str(upstream.make_url("")).rstrip("/"),
+                    "service_auth": {"token": "statelock:service:admin"}},
+        "lockstore": {"url": f"sqlite:///{tmp_path}/locks.db"},
+        "policy": {"bundle": str(POLICIES)},
+        "audit": {"path": str(tmp_path / "decisions.jsonl")},
+    })
+    port = free_port()
+    proc = await start_statelock(config, port, tmp_path / "statelock.log")
+    base = f"http://127.0.0.1:{port}"
+    made: list[str] = []
+    try:
+        async with aiohttp.ClientSession(headers={"X-Auth-Token": "alice:demo"}) as session:
+            async def reboot(n: int) -> None:
+                for i in range(n):
+                    async with session.post(f"{base}/v2.1/servers/{ids[i % 3]}/action",
+                                            json={"reboot": {"type": "SOFT"}}) as resp:
+                        assert resp.status == 202
+                        made.append(resp.headers["X-Statelock-Decision-Id"])
+
+            await reboot(4)
+            first = _indexer_of(proc.pid)
+            os.kill(first, signal.SIGKILL)
+            await reboot(4)
+            auditor = {"X-Auth-Token": "auditor:service:auditor"}
+            for decision_id in made:
+                async with session.get(f"{base}/statelock/v1/decisions/{decision_id}", headers=auditor) as resp:
+                    assert resp.status == 200, await resp.text()
+            async with session.get(f"{base}/statelock/v1/health") as resp:
+                state = (await resp.json())["decisions"]
+            assert state["backend"] == "sqlite" and state["restarts"] == 1 and state["pending"] == 0
+            second = _indexer_of(proc.pid)
+            assert second != first
+    finally:
+        proc.kill()  # NOTE: SIGKILL: no shutdown runs, the indexer must notice on its own
+        await proc.wait()
+    assert await _gone(second, 5.0), "the indexer outlived the server it indexed for"

@@ -7,8 +7,8 @@ to change them) it:
    (``chained_line``), rotated every 200,000 records as ``audit.max_bytes`` would,
    spread over the last 30 days, with a few subjects, instances, actions, outcomes
    and locks (one rare subject, instance and lock, to time a selective filter);
-2. builds the SQLite index the way Statelock does at start-up (``IndexFeed.catch_up``
-   over the chain: read, parse, insert);
+2. builds the SQLite index the way Statelock's indexer process does at start-up
+   (``ChainFollower``'s first step over the chain: read, parse, insert);
 3. starts the real application on that log (``create_app``: the log is picked up, the
    index caught up, nothing new to add), logs in to the console as an auditor, and
    times ``GET /statelock/ui/decisions`` (50 rows, newest first) and a set of filtered
@@ -40,7 +40,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from sidecar.app import create_app
 from sidecar.audit.files import rotated_name, side_file
-from sidecar.audit.index_feed import IndexFeed
+from sidecar.audit.index_feed import ChainFollower
 from sidecar.audit.index_sqlite import SqliteIndex
 from sidecar.audit.record import GENESIS, chained_line
 from sidecar.config import config_from_mapping
@@ -128,7 +128,7 @@ async def build_index(path: Path) -> float:
     index = SqliteIndex(side_file(path, "index.db"))
     await index.open()
     began = time.perf_counter()
-    await IndexFeed(index, path, "bench", str(path.resolve())).catch_up()
+    await ChainFollower(index, path, "bench", str(path.resolve())).step()
     took = time.perf_counter() - began
     await index.close()
     return took

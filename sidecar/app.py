@@ -21,7 +21,6 @@ from aiohttp import web
 from sidecar import appkeys as keys
 from sidecar.audit.files import is_regular_or_absent, side_file
 from sidecar.audit.index import DecisionIndex, IndexUnavailable
-from sidecar.audit.index_feed import IndexFeed
 from sidecar.audit.index_sqlite import SqliteIndex
 from sidecar.audit.indexer import IndexProcess
 from sidecar.audit.log import JsonlAuditLog
@@ -138,22 +137,16 @@ def _fan_out(listeners: Sequence[Callable[[Sequence[dict[str, Any]]], None]]
     return each
 
 
-def _index_feed(cfg: Config, disk_seq: Callable[[], int]) -> IndexFeed | IndexProcess | None:
-    """What keeps the decision index up to date (not yet started); None without an index.
-
-    A SQLite index is fed by a process of its own (``sidecar.audit.indexer``), PostgreSQL's by a
-    feed in the event loop (``sidecar.audit.index_feed``, its ``submit`` a listener of the log).
-    """
+def _index_feed(cfg: Config, disk_seq: Callable[[], int]) -> IndexProcess | None:
+    """The indexer process that keeps the decision index up to date (not yet started); None without an index."""
     index = create_index(cfg)
     if index is None:
         return None
     replica, chain = cfg.audit.replica or socket.gethostname(), str(Path(cfg.audit.path).resolve())
-    if isinstance(index, SqliteIndex):
-        return IndexProcess(index, cfg.audit.path, replica, chain, disk_seq)
-    return IndexFeed(index, cfg.audit.path, replica, chain)
+    return IndexProcess(index, cfg.audit.path, replica, chain, disk_seq)
 
 
-async def _open_decisions(cfg: Config, feed: IndexFeed | IndexProcess | None, audit: JsonlAuditLog,
+async def _open_decisions(cfg: Config, feed: IndexProcess | None, audit: JsonlAuditLog,
                           stack: contextlib.AsyncExitStack) -> DecisionSource:
     """The source the console and the decisions API read: the index once caught up, else the files."""
     replica = cfg.audit.replica or socket.gethostname()
@@ -195,8 +188,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         if shipper is not None:
             app[keys.SHIPPER] = shipper
         feed = _index_feed(cfg, lambda: int(audit.chain_state()["last_seq"]))
-        listeners = [fn for fn in (shipper.submit_all if shipper else None,
-                                   feed.submit if isinstance(feed, IndexFeed) else None) if fn]
+        listeners = [shipper.submit_all] if shipper else []
         audit = JsonlAuditLog(cfg.audit.path, cfg.audit.flush_window_ms, cfg.audit.fsync,
                               max_bytes=cfg.audit.max_bytes, on_written=_fan_out(listeners),
                               checkpoint_interval_s=cfg.audit.checkpoint_interval_s,

@@ -12,7 +12,7 @@ This module is pure: ``index_row`` and ``completion_row`` turn records into rows
 ``Cursor`` is the place a newest-first page stops. The stores are
 ``sidecar.audit.index_sqlite`` (one node, a file beside the log) and
 ``sidecar.audit.index_pg`` (replicas sharing the lock store's PostgreSQL), both
-behind ``DecisionIndex``; ``sidecar.audit.index_feed`` keeps one up to date.
+behind ``DecisionIndex``; ``sidecar.audit.indexer`` keeps one up to date (``index_feed.ChainFollower``).
 """
 
 from __future__ import annotations
@@ -115,8 +115,9 @@ class DecisionIndex(Protocol):
     """A store of index rows (SQLite or PostgreSQL); every call raises ``IndexUnavailable`` on a store fault."""
 
     dialect: str
-    linger_s: float
-    """How long the feed gathers written rows before a transaction (``sidecar.audit.index_feed``)."""
+
+    def child_spec(self) -> tuple[list[str], bytes]:
+        """How ``sidecar.audit.indexer`` opens the same store: arguments, and a first line for its input."""
 
     async def open(self) -> None:
         """Create the tables if missing; IndexUnavailable when the store can't be reached."""

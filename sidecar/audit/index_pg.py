@@ -34,14 +34,17 @@ class PostgresIndex:
     """A DecisionIndex in a PostgreSQL database (see the module docstring)."""
 
     dialect = "postgresql"
-    linger_s = 0.25
-    """The feed gathers rows this long per transaction (a round trip each)."""
 
     def __init__(self, url: str, *, timeout_s: float = 5.0, pool_size: int = 3) -> None:
         self._url = url
         self._timeout = timeout_s
         self._size = pool_size
         self._pool: AsyncConnectionPool[_Conn] | None = None
+
+    def child_spec(self) -> tuple[list[str], bytes]:
+        """How the indexer process opens this index: its arguments, and the URL for its standard input
+        (never on a command line, where ``ps`` shows it: it may hold a password)."""
+        return ["--index-url-on-stdin", "--timeout-s", str(self._timeout)], self._url.encode() + b"\n"
 
     async def open(self) -> None:
         pool: AsyncConnectionPool[_Conn] = AsyncConnectionPool(

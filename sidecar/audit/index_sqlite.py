@@ -63,8 +63,6 @@ class SqliteIndex:
     """A DecisionIndex in the SQLite file at ``path`` (see the module docstring)."""
 
     dialect = "sqlite"
-    linger_s = 0.02
-    """An ``IndexFeed`` gathers 20 ms of rows (the indexer process looks every 0.1 s instead)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -74,6 +72,10 @@ class SqliteIndex:
         self._unchecked = 0
         self._checkpointing: asyncio.Task[None] | None = None
         self.wal_checkpoints = 0
+
+    def child_spec(self) -> tuple[list[str], bytes]:
+        """How the indexer process opens this index: its arguments, and nothing for its standard input."""
+        return ["--index", str(self.path)], b""
 
     async def open(self) -> None:
         await self._run(self._open_sync, opening=True)

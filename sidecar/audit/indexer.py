@@ -1,20 +1,23 @@
-"""The SQLite decision index fed by a process of its own, so that indexing takes nothing from requests.
+"""The decision index fed by a process of its own, so that indexing takes nothing from requests.
 
 ``IndexProcess`` (in ``statelock serve``) starts ``python -m sidecar.audit.indexer``
 beside each worker. The child follows the worker's chain in its files
 (``ChainFollower``: it catches up from the index's head, then reads what is appended)
-and writes the rows in its own transactions and WAL checkpoints. Nothing of it runs in
-the server's event loop: no row is made there, no insert, no checkpoint's fsync waited
-for (measured with the feed in the loop: a state change's p99 added 3.8-17 ms; with
-the index off, 1.4-2.4 ms).
+and writes the rows, in the SQLite file beside the log (its own transactions and WAL
+checkpoints) or in the lock store's PostgreSQL. Nothing of it runs in the server's
+event loop: no row is made there, no insert, no checkpoint's fsync waited for
+(measured with the feed in the loop: a state change's p99 added 3.8-17 ms; with the
+index off, 1.4-2.4 ms).
 
 The pipes: the child's standard input is its wake-up and its lifeline (a byte: read
 now; end of file: the server is gone, write what is left and exit). Its standard output
-says what it did, a JSON line each: ``{"ready": n}`` once it has caught up (n rows),
+says what it did, a JSON line each (a PostgreSQL URL, which may hold a password, is the
+first line of its input, never an argument): ``{"ready": n}`` once it has caught up (n rows),
 ``{"error": "..."}`` when a step failed (it tries again every ``retry_s``), ``{"ok": true}``
 after an error cleared, ``{"head": seq}`` at most every ``TELL_S`` while it adds rows.
-The server waits for ``ready`` before it serves (as it waited for the in-loop feed's
-catch-up); a child that dies is started again after ``retry_s``.
+The server waits for ``ready`` before it serves (an index that can't catch up is
+unavailable, and decisions are read from the log files); a child that dies is started
+again after ``retry_s``.
 
 A reader of this replica's decisions calls ``flush`` first: it waits until the index's
 head for this chain reaches the log's head as it was on disk when the read began, so a
@@ -36,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from sidecar.aio import cancel_and_wait
-from sidecar.audit.index import IndexUnavailable
+from sidecar.audit.index import DecisionIndex, IndexUnavailable
 from sidecar.audit.index_feed import ChainFollower
 from sidecar.audit.index_sqlite import SqliteIndex
 
@@ -56,7 +59,7 @@ class IndexProcess:
     log's head on disk (``chain_state()["last_seq"]``); ``flush_log`` waits for the log's queue.
     """
 
-    def __init__(self, index: SqliteIndex, log_path: str | Path, replica: str, chain: str,
+    def __init__(self, index: DecisionIndex, log_path: str | Path, replica: str, chain: str,
                  disk_seq: Callable[[], int], *, poll_s: float = POLL_S, retry_s: float = RETRY_S) -> None:
         self.index = index
         self.log_path = Path(log_path)
@@ -76,7 +79,7 @@ class IndexProcess:
 
     def _argv(self) -> list[str]:
         return [sys.executable, "-m", "sidecar.audit.indexer", "--log", str(self.log_path),
-                "--index", str(self.index.path), "--replica", self.replica, "--chain", self.chain,
+                *self.index.child_spec()[0], "--replica", self.replica, "--chain", self.chain,
                 "--poll-s", str(self._poll_s), "--retry-s", str(self._retry_s),
                 "--log-level", logging.getLevelName(logging.getLogger().getEffectiveLevel())]
 
@@ -88,7 +91,7 @@ class IndexProcess:
         if "ready" not in said:
             await _stop(proc, 1.0)
             why = said.get("error") or f"the indexer exited with {proc.returncode} before it caught up"
-            raise IndexUnavailable(f"decision index {self.index.path}: {why}")
+            raise IndexUnavailable(f"decision index ({self.index.dialect}): {why}")
         self.caught_up = int(said["ready"])
         if self.caught_up:
             log.info("decision index: %d records of chain %s caught up from the log", self.caught_up, self.chain)
@@ -101,6 +104,9 @@ class IndexProcess:
                 start_new_session=True)
         except OSError as exc:
             raise IndexUnavailable(f"cannot start the decision indexer: {exc}") from exc
+        first = self.index.child_spec()[1]
+        if first and proc.stdin is not None:
+            proc.stdin.write(first)
         self._proc = proc
         return proc
 
@@ -258,8 +264,25 @@ async def follow(follower: ChainFollower, poll_s: float, retry_s: float) -> None
         wake.clear()
 
 
+def _first_line() -> str:
+    """The first line of standard input, read a byte at a time (what follows is wake-ups, or its end)."""
+    got = bytearray()
+    while not got.endswith(b"\n"):
+        byte = os.read(0, 1)
+        if not byte:
+            break
+        got += byte
+    return got.decode().strip()
+
+
 async def _main(args: argparse.Namespace) -> int:
-    index = SqliteIndex(args.index)
+    index: DecisionIndex
+    if args.index_url_on_stdin:
+        from sidecar.audit.index_pg import PostgresIndex
+
+        index = PostgresIndex(_first_line(), timeout_s=args.timeout_s, pool_size=1)
+    else:
+        index = SqliteIndex(args.index)
     try:
         await index.open()
     except IndexUnavailable as exc:
@@ -278,7 +301,11 @@ def main(argv: list[str] | None = None) -> int:
         description="Follow a decision log's chain into its SQLite decision index (started by statelock serve; "
                     "it exits when its standard input ends).")
     parser.add_argument("--log", required=True, help="the decision log's path (audit.path)")
-    parser.add_argument("--index", required=True, help="the SQLite index file (audit.index_path)")
+    where = parser.add_mutually_exclusive_group(required=True)
+    where.add_argument("--index", help="a SQLite index file (audit.index_path)")
+    where.add_argument("--index-url-on-stdin", action="store_true",
+                       help="a PostgreSQL index: its URL is the first line of standard input (never an argument)")
+    parser.add_argument("--timeout-s", type=float, default=5.0, help="PostgreSQL: connect and statement timeout")
     parser.add_argument("--replica", required=True, help="the replica name the rows carry")
     parser.add_argument("--chain", required=True, help="the chain name the rows carry (the log's resolved path)")
     parser.add_argument("--poll-s", type=float, default=POLL_S, help="seconds between looks when not woken")

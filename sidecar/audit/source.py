@@ -40,7 +40,7 @@ async def _on_disk() -> None:
 
 
 class Feed(Protocol):
-    """What keeps an index up to date with this replica's chain (``IndexFeed``, ``IndexProcess``)."""
+    """What keeps an index up to date with this replica's chain (``sidecar.audit.indexer.IndexProcess``)."""
 
     async def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until this replica's records on disk are in the index; False past ``timeout_s``."""

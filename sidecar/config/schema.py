@@ -191,10 +191,10 @@ class AuditConfig:
         "The decision index the console and GET /statelock/v1/decisions read: 'auto' (PostgreSQL when "
         "lockstore.url is PostgreSQL, so every replica sees the decisions of all; else SQLite beside the "
         "log), 'sqlite', 'postgresql' (the lock store's database) or 'off' (read the log files). The hash "
-        "chain stays the source of truth: the index catches up from it at start-up. A SQLite index is "
-        "written by a process of its own beside each worker (python -m sidecar.audit.indexer), not in the "
-        "server: about 0.3 ms CPU per state change there (a fifth of the server's own), which shows only "
-        "when every core is busy; 'off' gives it back, and big logs then page slowly.", default="auto")
+        "chain stays the source of truth: the index catches up from it at start-up. The index is written "
+        "by a process of its own beside each worker (python -m sidecar.audit.indexer), not in the server: "
+        "with SQLite about 0.3 ms CPU per state change there (a fifth of the server's own), which shows "
+        "only when every core is busy; 'off' gives it back, and big logs then page slowly.", default="auto")
     index_path: str | None = _help(
         "SQLite index file for index sqlite. Default: <path>-index.db beside the log.", default=None)
     replica: str | None = _help(

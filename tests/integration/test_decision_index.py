@@ -1,8 +1,8 @@
-"""The decision index, one contract for both stores (SQLite beside the log, PostgreSQL), and its feed.
+"""The decision index, one contract for both stores (SQLite beside the log, PostgreSQL), and its follower.
 
 Records are written by the real ``JsonlAuditLog`` (a real chain); every filtered page
 the index answers must be what ``query_records`` finds in the log files, newest first;
-the feed catches up with records written while it was down, and indexes a chain anew
+the follower catches up with records written while it was down, and indexes a chain anew
 when the index holds a record the chain does not.
 """
 
@@ -20,7 +20,7 @@ import pytest
 
 from sidecar.audit.files import log_files
 from sidecar.audit.index import Cursor, DecisionIndex, index_row
-from sidecar.audit.index_feed import IndexFeed
+from sidecar.audit.index_feed import ChainFollower
 from sidecar.audit.index_pg import PostgresIndex
 from sidecar.audit.index_sqlite import SqliteIndex
 from sidecar.audit.log import JsonlAuditLog
@@ -67,11 +67,9 @@ def varied(i: int) -> dict[str, Any]:
     return record
 
 
-async def write(path: Path, count: int, start: int = 0, feed: IndexFeed | None = None,
-                **kwargs: Any) -> list[dict[str, Any]]:
+async def write(path: Path, count: int, start: int = 0, **kwargs: Any) -> list[dict[str, Any]]:
     """Append ``count`` varied decisions (and a completion for each allowed one) through a real log."""
-    log = JsonlAuditLog(str(path), flush_window_ms=0, fsync=False, on_written=feed.submit if feed else None,
-                        **kwargs)
+    log = JsonlAuditLog(str(path), flush_window_ms=0, fsync=False, **kwargs)
     await log.open()
     written = []
     for i in range(start, start + count):
@@ -96,9 +94,8 @@ FILTERS: list[dict[str, str]] = [
 async def test_every_filter_finds_what_the_log_files_hold(index: DecisionIndex, tmp_path: Path,
                                                           given: dict[str, str]) -> None:
     path = tmp_path / "decisions.jsonl"
-    feed = IndexFeed(index, path, "r1", "chain-1")
     await write(path, 60)
-    assert await feed.catch_up() == 60 + 20
+    assert await ChainFollower(index, path, "r1", "chain-1").step() == 60 + 20
     filters = filters_from_mapping(given)
     expected = query_records(log_files(path), filters)
     rows = await index.page(filters, None, filters.limit)
@@ -110,7 +107,7 @@ async def test_every_filter_finds_what_the_log_files_hold(index: DecisionIndex, 
 async def test_pages_follow_on_without_gaps_or_repeats(index: DecisionIndex, tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     written = await write(path, 45)
-    await IndexFeed(index, path, "r1", "c").catch_up()
+    await ChainFollower(index, path, "r1", "c").step()
     seen: list[str] = []
     before: Cursor | None = None
     while True:
@@ -125,7 +122,7 @@ async def test_pages_follow_on_without_gaps_or_repeats(index: DecisionIndex, tmp
 async def test_find_by_id_or_prefix_with_its_completions(index: DecisionIndex, tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     written = await write(path, 9)
-    await IndexFeed(index, path, "r1", "c").catch_up()
+    await ChainFollower(index, path, "r1", "c").step()
     allowed = next(r for r in written if r["statelock"]["outcome"] == "allow")
     found = await index.find(allowed["decision_id"][:8])
     assert found is not None and found.decision == allowed
@@ -141,45 +138,45 @@ async def test_a_prefix_naming_two_decisions_is_refused(index: DecisionIndex, tm
     for n in (1, 2):
         await log.append({**varied(n), "decision_id": f"abcdef12-0000-0000-0000-00000000000{n}"})
     await log.close()
-    await IndexFeed(index, path, "r1", "c").catch_up()
+    await ChainFollower(index, path, "r1", "c").step()
     with pytest.raises(ValueError, match="matches 2 decisions"):
         await index.find("abcdef12")
     found = await index.find("abcdef12-0000-0000-0000-000000000002")
     assert found is not None and found.decision["decision_id"].endswith("2")
 
 
-async def test_the_feed_catches_up_with_records_written_while_it_was_down(index: DecisionIndex,
-                                                                          tmp_path: Path) -> None:
+async def test_a_follower_catches_up_with_records_written_while_it_was_down(index: DecisionIndex,
+                                                                            tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
-    feed = IndexFeed(index, path, "r1", "c")
-    await feed.start()
-    live = await write(path, 5, feed=feed)
-    assert await feed.flush()
-    await feed.close()
+    first = ChainFollower(index, path, "r1", "c")
+    live = await write(path, 5)
+    assert await first.step() == 5 + len([r for r in live if r["statelock"]["outcome"] == "allow"])
     assert [r.decision_id for r in await index.page(QueryFilters(), None, None)] == \
         [r["decision_id"] for r in reversed(live)]
     later = await write(path, 7, start=5, max_bytes=2000)  # NOTE: rotated meanwhile: the chain spans files
     assert len(log_files(path)) > 2
-    again = IndexFeed(index, path, "r1", "c")
-    assert await again.catch_up() == 7 + len([r for r in later if r["statelock"]["outcome"] == "allow"])
-    assert await again.catch_up() == 0
+    again = ChainFollower(index, path, "r1", "c")
+    assert await again.step() == 7 + len([r for r in later if r["statelock"]["outcome"] == "allow"])
+    assert await again.step() == 0
+    assert await first.step() == 0  # NOTE: the files changed under it: it finds its place from the index's head
     assert [r.decision_id for r in await index.page(QueryFilters(), None, None)] == \
         [r["decision_id"] for r in reversed(live + later)]
     head = await index.head("r1", "c")
     last = json.loads(log_files(path)[-1].read_text().splitlines()[-1]) if log_files(path)[-1].stat().st_size \
         else json.loads(log_files(path)[-2].read_text().splitlines()[-1])
     assert head is not None and (head.seq, head.hash) == (last["seq"], last["hash"])
+    assert again.last_seq == head.seq
 
 
 async def test_an_index_that_holds_what_the_chain_does_not_is_rebuilt(index: DecisionIndex, tmp_path: Path) -> None:
     path = tmp_path / "decisions.jsonl"
     await write(path, 6)
-    await IndexFeed(index, path, "r1", "c").catch_up()
+    await ChainFollower(index, path, "r1", "c").step()
     for leftover in tmp_path.iterdir():
         if leftover.name.startswith("decisions.jsonl"):
             leftover.unlink()
     fresh = await write(path, 3, start=100)  # NOTE: another chain under the same name: seq 1, 2, ...
-    assert await IndexFeed(index, path, "r1", "c").catch_up() == len(fresh) + len(
+    assert await ChainFollower(index, path, "r1", "c").step() == len(fresh) + len(
         [r for r in fresh if r["statelock"]["outcome"] == "allow"])
     assert [r.decision_id for r in await index.page(QueryFilters(), None, None)] == \
         [r["decision_id"] for r in reversed(fresh)]
@@ -189,8 +186,8 @@ async def test_two_chains_in_one_index_are_each_marked(index: DecisionIndex, tmp
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
     a = await write(one, 4)
     b = await write(two, 4, start=50)
-    await IndexFeed(index, one, "replica-a", str(one)).catch_up()
-    await IndexFeed(index, two, "replica-b", str(two)).catch_up()
+    await ChainFollower(index, one, "replica-a", str(one)).step()
+    await ChainFollower(index, two, "replica-b", str(two)).step()
     rows = await index.page(QueryFilters(), None, None)
     marks = {r.decision_id: (r.replica, r.chain, r.record["statelock"]["replica"]) for r in rows}
     assert {d["decision_id"] for d in a + b} == set(marks)
@@ -246,30 +243,6 @@ async def test_sqlite_index_checkpoints_its_wal(tmp_path: Path) -> None:
         assert (await store.head("r1", "chain")) is not None
     finally:
         await store.close()
-
-
-async def test_the_sqlite_feed_writes_soon_and_in_small_transactions(tmp_path: Path) -> None:
-    """SQLite in the loop: the feed takes the index's short linger (PostgreSQL's is 0.25 s) and writes each batch."""
-    path = tmp_path / "decisions.jsonl"
-    index = SqliteIndex(tmp_path / "index.db")
-    await index.open()
-    feed = IndexFeed(index, path, "r1", "c")
-    await feed.start()
-    log = JsonlAuditLog(str(path), flush_window_ms=0, fsync=False, on_written=feed.submit)
-    await log.open()
-    try:
-        assert feed._linger_s == index.linger_s < PostgresIndex.linger_s
-        await log.append(varied(0))
-        for _ in range(400):
-            if await index.head("r1", "c") is not None:
-                break
-            await asyncio.sleep(0.005)
-        head = await index.head("r1", "c")
-        assert head is not None and head.seq == 1
-    finally:
-        await log.close()
-        await feed.close()
-        await index.close()
 
 
 async def test_the_sqlite_index_wal_stays_bounded_under_steady_writes(tmp_path: Path) -> None:

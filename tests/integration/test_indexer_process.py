@@ -21,7 +21,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from sidecar.audit.files import log_files
-from sidecar.audit.index import IndexUnavailable
+from sidecar.audit.index import DecisionIndex, IndexUnavailable
+from sidecar.audit.index_pg import PostgresIndex
 from sidecar.audit.index_sqlite import SqliteIndex
 from sidecar.audit.indexer import IndexProcess
 from sidecar.audit.log import JsonlAuditLog
@@ -29,15 +30,26 @@ from sidecar.audit.query import QueryFilters
 from tests.integration.test_decision_index import varied, write
 from tests.support.fake_nova import FakeNova, build_app
 from tests.support.paths import POLICIES
+from tests.support.postgres import PgServer, pg_server_fixture  # noqa: F401
 from tests.support.process import free_port, start_statelock, write_config
 
 pytestmark = pytest.mark.integration
 AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
 
 
-async def _started(tmp_path: Path, log: JsonlAuditLog | None = None,
-                   **kwargs: float) -> tuple[SqliteIndex, IndexProcess]:
-    index = SqliteIndex(tmp_path / "index.db")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], DecisionIndex]:
+    """A new (not yet open) index of each kind: a SQLite file, or a database of a real PostgreSQL."""
+    if request.param == "sqlite":
+        return lambda: SqliteIndex(tmp_path / "index.db")
+    pg: PgServer = request.getfixturevalue("pg_server")
+    url = pg.create_database()
+    return lambda: PostgresIndex(url, timeout_s=5.0)
+
+
+async def _started(tmp_path: Path, log: JsonlAuditLog | None = None, store: Callable[[], DecisionIndex] | None = None,
+                   **kwargs: float) -> tuple[DecisionIndex, IndexProcess]:
+    index = store() if store else SqliteIndex(tmp_path / "index.db")
     await index.open()
     proc = IndexProcess(index, tmp_path / "decisions.jsonl", "r1", "c",
                         (lambda: int(log.chain_state()["last_seq"])) if log else (lambda: 0), **kwargs)
@@ -45,16 +57,20 @@ async def _started(tmp_path: Path, log: JsonlAuditLog | None = None,
     return index, proc
 
 
-async def _ids(index: SqliteIndex) -> list[str]:
+async def _ids(index: DecisionIndex) -> list[str]:
     return [r.decision_id for r in reversed(await index.page(QueryFilters(), None, None))]
 
 
-async def test_it_catches_up_before_start_returns_and_follows_what_is_written(tmp_path: Path) -> None:
+async def test_it_catches_up_before_start_returns_and_follows_what_is_written(
+        tmp_path: Path, store: Callable[[], DecisionIndex]) -> None:
     path = tmp_path / "decisions.jsonl"
     before = await write(path, 6)
     log = JsonlAuditLog(str(path), flush_window_ms=0, fsync=False, max_bytes=3000)
     await log.open()
-    index, proc = await _started(tmp_path, log, poll_s=5.0)  # NOTE: only a flush's wake-up makes it look
+    index, proc = await _started(tmp_path, log, store, poll_s=5.0)  # NOTE: only a flush's wake-up makes it look
+    pid = proc.state()["process"]
+    if isinstance(index, PostgresIndex):  # NOTE: the URL (a password, maybe) went on its input, not its argv
+        assert b"postgresql://" not in Path(f"/proc/{pid}/cmdline").read_bytes()
     allowed = len([r for r in before if r["statelock"]["outcome"] == "allow"])
     assert proc.caught_up == 6 + allowed and await _ids(index) == [r["decision_id"] for r in before]
     later = []
@@ -72,11 +88,12 @@ async def test_it_catches_up_before_start_returns_and_follows_what_is_written(tm
     await index.close()
 
 
-async def test_a_killed_indexer_is_started_again_and_misses_nothing(tmp_path: Path) -> None:
+async def test_a_killed_indexer_is_started_again_and_misses_nothing(tmp_path: Path,
+                                                                    store: Callable[[], DecisionIndex]) -> None:
     path = tmp_path / "decisions.jsonl"
     log = JsonlAuditLog(str(path), flush_window_ms=0, fsync=False)
     await log.open()
-    index, proc = await _started(tmp_path, log, retry_s=0.1)
+    index, proc = await _started(tmp_path, log, store, retry_s=0.1)
     first = proc.state()["process"]
     assert isinstance(first, int)
     os.kill(first, signal.SIGKILL)

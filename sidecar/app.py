@@ -137,7 +137,7 @@ def _fan_out(listeners: Sequence[Callable[[Sequence[dict[str, Any]]], None]]
     return each
 
 
-def _index_feed(cfg: Config, disk_seq: Callable[[], int]) -> IndexProcess | None:
+def _indexer(cfg: Config, disk_seq: Callable[[], int]) -> IndexProcess | None:
     """The indexer process that keeps the decision index up to date (not yet started); None without an index."""
     index = create_index(cfg)
     if index is None:
@@ -187,7 +187,7 @@ async def _components(app: web.Application) -> AsyncIterator[None]:
         shipper = await _start_shipper(cfg, stack)
         if shipper is not None:
             app[keys.SHIPPER] = shipper
-        feed = _index_feed(cfg, lambda: int(audit.chain_state()["last_seq"]))
+        feed = _indexer(cfg, lambda: int(audit.chain_state()["last_seq"]))
         listeners = [shipper.submit_all] if shipper else []
         audit = JsonlAuditLog(cfg.audit.path, cfg.audit.flush_window_ms, cfg.audit.fsync,
                               max_bytes=cfg.audit.max_bytes, on_written=_fan_out(listeners),

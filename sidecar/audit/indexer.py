@@ -55,8 +55,8 @@ TELL_S = 0.5
 class IndexProcess:
     """The server's side of an indexer child for one chain (see the module docstring).
 
-    ``index`` is the server's own connection to the same file, for reading; ``disk_seq`` the
-    log's head on disk (``chain_state()["last_seq"]``); ``flush_log`` waits for the log's queue.
+    ``index`` is the server's own connection to the same store, for reading; ``disk_seq`` the
+    log's head on disk (``chain_state()["last_seq"]``).
     """
 
     def __init__(self, index: DecisionIndex, log_path: str | Path, replica: str, chain: str,
@@ -66,6 +66,7 @@ class IndexProcess:
         self.replica = replica
         self.chain = chain
         self._disk_seq = disk_seq
+        self._args, self._first_input = index.child_spec()
         self._poll_s = poll_s
         self._retry_s = retry_s
         self._proc: asyncio.subprocess.Process | None = None
@@ -79,7 +80,7 @@ class IndexProcess:
 
     def _argv(self) -> list[str]:
         return [sys.executable, "-m", "sidecar.audit.indexer", "--log", str(self.log_path),
-                *self.index.child_spec()[0], "--replica", self.replica, "--chain", self.chain,
+                *self._args, "--replica", self.replica, "--chain", self.chain,
                 "--poll-s", str(self._poll_s), "--retry-s", str(self._retry_s),
                 "--log-level", logging.getLevelName(logging.getLogger().getEffectiveLevel())]
 
@@ -104,9 +105,8 @@ class IndexProcess:
                 start_new_session=True)
         except OSError as exc:
             raise IndexUnavailable(f"cannot start the decision indexer: {exc}") from exc
-        first = self.index.child_spec()[1]
-        if first and proc.stdin is not None:
-            proc.stdin.write(first)
+        if self._first_input and proc.stdin is not None:
+            proc.stdin.write(self._first_input)
         self._proc = proc
         return proc
 
@@ -130,19 +130,17 @@ class IndexProcess:
             self.last_error = f"the indexer exited with {code}; starting another"
             log.error("decision index: the indexer process exited with %s; starting another in %.1f s",
                       code, self._retry_s)
+            proc = await self._respawn()
+
+    async def _respawn(self) -> asyncio.subprocess.Process:
+        """A new child, ``retry_s`` after the last one ended (and after each start that failed)."""
+        while True:
             await asyncio.sleep(self._retry_s)
             try:
-                proc = await self._spawn()
+                return await self._spawn()
             except IndexUnavailable as exc:
                 self.last_error = exc.message
                 log.error("decision index: %s", exc.message)
-                proc = await self._retry_spawn()
-
-    async def _retry_spawn(self) -> asyncio.subprocess.Process:
-        while True:
-            await asyncio.sleep(self._retry_s)
-            with contextlib.suppress(IndexUnavailable):
-                return await self._spawn()
 
     def _wake(self) -> None:
         proc = self._proc
@@ -182,7 +180,7 @@ class IndexProcess:
         return {"backend": self.index.dialect, "replica": self.replica, "chain": self.chain,
                 "process": proc.pid if proc is not None and proc.returncode is None else None,
                 "pending": max(0, self._disk_seq() - self.indexed_seq), "failures": self.failures,
-                "restarts": self.restarts, "dropped": 0, "caught_up_at_start": self.caught_up,
+                "restarts": self.restarts, "caught_up_at_start": self.caught_up,
                 "last_error": self.last_error}
 
 

@@ -29,9 +29,8 @@ from sidecar.audit.log import JsonlAuditLog
 from sidecar.audit.query import QueryFilters
 from tests.integration.test_decision_index import varied, write
 from tests.support.fake_nova import FakeNova, build_app
-from tests.support.paths import POLICIES
 from tests.support.postgres import PgServer, pg_server_fixture  # noqa: F401
-from tests.support.process import free_port, start_statelock, write_config
+from tests.support.process import free_port, indexer_pid, start_statelock, upstream_config
 
 pytestmark = pytest.mark.integration
 AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
@@ -160,16 +159,6 @@ async def test_health_sees_how_far_it_has_indexed_without_a_reader(tmp_path: Pat
     await index.close()
 
 
-def _children(pid: int) -> list[int]:
-    return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-
-
-def _indexer_of(pid: int) -> int:
-    found = [c for c in _children(pid) if b"sidecar.audit.indexer" in Path(f"/proc/{c}/cmdline").read_bytes()]
-    assert len(found) == 1, f"statelock serve (pid {pid}) should have one indexer, has {found}"
-    return found[0]
-
-
 async def _gone(pid: int, timeout_s: float) -> bool:
     for _ in range(int(timeout_s / 0.05)):
         try:
@@ -187,13 +176,7 @@ async def test_serve_restarts_a_killed_indexer_and_its_child_goes_with_it(aiohtt
     nova = FakeNova()
     ids = [nova.add_server() for _ in range(3)]
     upstream = await aiohttp_server(build_app(nova))
-    config = write_config(tmp_path / "statelock.yaml", {
-        "backend": {"kind": "upstream", "upstream_url": str(upstream.make_url("")).rstrip("/"),
-                    "service_auth": {"token": "statelock:service:admin"}},
-        "lockstore": {"url": f"sqlite:///{tmp_path}/locks.db"},
-        "policy": {"bundle": str(POLICIES)},
-        "audit": {"path": str(tmp_path / "decisions.jsonl")},
-    })
+    config = upstream_config(tmp_path, str(upstream.make_url("")))
     port = free_port()
     proc = await start_statelock(config, port, tmp_path / "statelock.log")
     base = f"http://127.0.0.1:{port}"
@@ -208,7 +191,7 @@ async def test_serve_restarts_a_killed_indexer_and_its_child_goes_with_it(aiohtt
                         made.append(resp.headers["X-Statelock-Decision-Id"])
 
             await reboot(4)
-            first = _indexer_of(proc.pid)
+            first = indexer_pid(proc.pid)
             os.kill(first, signal.SIGKILL)
             await reboot(4)
             auditor = {"X-Auth-Token": "auditor:service:auditor"}
@@ -218,7 +201,7 @@ async def test_serve_restarts_a_killed_indexer_and_its_child_goes_with_it(aiohtt
             async with session.get(f"{base}/statelock/v1/health") as resp:
                 state = (await resp.json())["decisions"]
             assert state["backend"] == "sqlite" and state["restarts"] == 1 and state["pending"] == 0
-            second = _indexer_of(proc.pid)
+            second = indexer_pid(proc.pid)
             assert second != first
     finally:
         proc.kill()  # NOTE: SIGKILL: no shutdown runs, the indexer must notice on its own

@@ -19,8 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.support.fake_nova import FakeNova, build_app
-from tests.support.paths import POLICIES
-from tests.support.process import free_port, start_statelock, stop, write_config
+from tests.support.process import free_port, indexer_pid, start_statelock, stop, upstream_config
 
 pytestmark = pytest.mark.integration
 AiohttpServer = Callable[[web.Application], Awaitable[TestServer]]
@@ -35,14 +34,6 @@ MAX_SECOND_HALF_GROWTH = 0.03
 # NOTE: the indexer (~37 MB) also fills SQLite's page cache (at most 2 MiB) as its file grows: measured +0.7 %
 # over the second half. A leak of the regopy kind (~4 MB over 2,000 decisions) would be 11 %.
 MAX_INDEXER_SECOND_HALF_GROWTH = 0.05
-
-
-def indexer_pid(pid: int) -> int:
-    """The decision indexer process ``statelock serve`` started (``python -m sidecar.audit.indexer``)."""
-    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-        if b"sidecar.audit.indexer" in Path(f"/proc/{child}/cmdline").read_bytes():
-            return int(child)
-    raise AssertionError(f"statelock serve (pid {pid}) has no indexer process")
 
 
 def rss_kib(pid: int) -> int:
@@ -70,13 +61,7 @@ async def test_rss_is_flat_over_allowed_state_changes(aiohttp_server: AiohttpSer
     nova = FakeNova()
     ids = [nova.add_server() for _ in range(16)]
     upstream = await aiohttp_server(build_app(nova))
-    config = write_config(tmp_path / "statelock.yaml", {
-        "backend": {"kind": "upstream", "upstream_url": str(upstream.make_url("")).rstrip("/"),
-                    "service_auth": {"token": "statelock:service:admin"}},
-        "lockstore": {"url": f"sqlite:///{tmp_path}/locks.db"},
-        "policy": {"bundle": str(POLICIES)},
-        "audit": {"path": str(tmp_path / "decisions.jsonl")},
-    })
+    config = upstream_config(tmp_path, str(upstream.make_url("")))
     port = free_port()
     proc = await start_statelock(config, port, tmp_path / "statelock.log")
     url = f"http://127.0.0.1:{port}"

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import yaml
 
-from tests.support.paths import ROOT
+from tests.support.paths import POLICIES, ROOT
 
 
 def free_port() -> int:
@@ -26,6 +26,26 @@ def free_port() -> int:
 def write_config(path: Path, raw: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(raw))
     return path
+
+
+def upstream_config(tmp_path: Path, upstream_url: str) -> Path:
+    """``tmp_path/statelock.yaml``: Statelock in front of ``upstream_url`` on the default bundle, with its
+    lock table and decision log in ``tmp_path``."""
+    return write_config(tmp_path / "statelock.yaml", {
+        "backend": {"kind": "upstream", "upstream_url": upstream_url.rstrip("/"),
+                    "service_auth": {"token": "statelock:service:admin"}},
+        "lockstore": {"url": f"sqlite:///{tmp_path}/locks.db"},
+        "policy": {"bundle": str(POLICIES)},
+        "audit": {"path": str(tmp_path / "decisions.jsonl")},
+    })
+
+
+def indexer_pid(pid: int) -> int:
+    """The decision indexer process ``statelock serve`` (pid) started (``python -m sidecar.audit.indexer``)."""
+    found = [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+             if b"sidecar.audit.indexer" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    assert len(found) == 1, f"statelock serve (pid {pid}) should have one indexer, has {found}"
+    return found[0]
 
 
 async def start_statelock(config: Path, port: int, log: Path, timeout_s: float = 20.0,
